@@ -1,0 +1,429 @@
+/* crt/stack.h — internal: task stacks.
+ *
+ * Stacks are carved from slab mappings (MAP_NORESERVE: address space only,
+ * pages committed by the kernel on first touch and never zeroed by crt),
+ * kept in a per-worker cache for reuse and handed back to the kernel
+ * (MADV_DONTNEED) once a worker holds more than CRT__STACK_CACHE of them.
+ * A stack's slot is its whole address space, guard page included: the
+ * default 256 KiB slot gives a task 252 KiB.
+ *
+ * Each stack has a guard page below it, made the cheapest way the kernel
+ * allows, because the cost decides how many tasks a process can hold:
+ *   1. madvise(MADV_GUARD_INSTALL) (Linux >= 6.13): no map entry per guard.
+ *   2. mprotect(PROT_NONE): one more map entry per guard (two, as it splits
+ *      the mapping), so only while the process stays well below
+ *      vm.max_map_count (65,530 by default: ~32,000 guarded stacks).
+ *   3. no guard page, a canary at the bottom of the stack checked at every
+ *      switch away from the task.
+ * CRT_STACK_GUARD=madvise|mprotect|canary in the environment forces one
+ * (read when a runtime is created; a forced madvise that the kernel refuses
+ * falls through to mprotect). A fault on a guard page — or a broken canary —
+ * prints `crt: stack overflow in task "<name>"` and aborts; the report runs
+ * on an alternate signal stack, since the task's own stack is exhausted.
+ */
+#ifndef CRT_STACK_H
+#define CRT_STACK_H
+#include "base.h"
+#endif /* CRT_STACK_H */
+
+#if defined(CRT_IMPLEMENTATION) && !defined(CRT__STACK_IMPL)
+#define CRT__STACK_IMPL
+
+#include "context.h"
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define CRT__VALGRIND 1
+#endif
+#endif
+#ifndef CRT__VALGRIND
+#define CRT__VALGRIND 0
+#endif
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+
+#define CRT__STACK_DEFAULT ((size_t)256 * 1024)
+#define CRT__STACK_MIN ((size_t)16 * 1024)
+#define CRT__STACK_MAX ((size_t)1 << 30)
+#define CRT__STACK_CACHE 64        /* stacks a worker keeps committed */
+#define CRT__STACKS_PER_SLAB 64
+#define CRT__CANARY UINT64_C(0x6372742d63616e61) /* "crt-cana" */
+
+enum { CRT__GUARD_AUTO, CRT__GUARD_MADVISE, CRT__GUARD_MPROTECT, CRT__GUARD_CANARY };
+
+/* A stack and the machine context that runs on it: the context travels
+ * with the stack (both recycled together, so both stay in cache), and a
+ * task record only points here while it runs. */
+typedef struct crt__stack {
+    crt__ctx ctx;              /* the context running on this stack */
+    int saved_errno;           /* its errno while switched out */
+    unsigned guard;            /* how this stack is guarded */
+    void *lo;                  /* lowest usable byte, just above the guard */
+    size_t size;               /* usable bytes */
+    struct crt__stack *next;   /* free-list link */
+    unsigned valgrind_id;
+    int own_mapping;           /* mapped alone (custom size): unmapped on free */
+} crt__stack;
+
+typedef struct crt__stack_slab {
+    struct crt__stack_slab *next;
+    void *base;
+    size_t len;
+    crt__stack stacks[CRT__STACKS_PER_SLAB];
+} crt__stack_slab;
+
+/* A worker's private cache: touched only by its owner. */
+typedef struct crt__stack_cache {
+    crt__stack *head;
+    unsigned count;
+} crt__stack_cache;
+
+typedef struct crt__stack_pool {
+    size_t slot;               /* address space per stack, guard included */
+    unsigned guard_mode;       /* CRT__GUARD_AUTO or the forced mode */
+    pthread_mutex_t lock;      /* guards free and slabs */
+    crt__stack *free;
+    crt__stack_slab *slabs;
+} crt__stack_pool;
+
+CRT__INTERN size_t crt__page_size(void) {
+    static size_t page;
+    size_t p = crt__load(&page, CRT__RELAXED); /* Relaxed: idempotent cache of a constant */
+    if (!p) {
+        long v = sysconf(_SC_PAGESIZE);
+        p = v > 0 ? (size_t)v : 4096;
+        crt__store(&page, p, CRT__RELAXED);
+    }
+    return p;
+}
+
+/* Rounds a requested stack size to a slot: at least the minimum, whole pages,
+ * one guard page included. 0 for sizes beyond CRT__STACK_MAX. */
+CRT__INTERN size_t crt__stack_slot_size(size_t requested) {
+    size_t page = crt__page_size();
+    if (requested == 0) requested = CRT__STACK_DEFAULT;
+    if (requested > CRT__STACK_MAX) return 0;
+    if (requested < CRT__STACK_MIN) requested = CRT__STACK_MIN;
+    return (requested + page - 1) / page * page;
+}
+
+CRT__INTERN unsigned crt__stack_forced_guard(void) {
+    const char *e = getenv("CRT_STACK_GUARD");
+    if (!e) return CRT__GUARD_AUTO;
+    if (!strcmp(e, "madvise")) return CRT__GUARD_MADVISE;
+    if (!strcmp(e, "mprotect")) return CRT__GUARD_MPROTECT;
+    if (!strcmp(e, "canary")) return CRT__GUARD_CANARY;
+    return CRT__GUARD_AUTO;
+}
+
+CRT__INTERN void crt__stack_pool_init(crt__stack_pool *p, size_t slot) {
+    p->slot = slot;
+    p->guard_mode = crt__stack_forced_guard();
+    pthread_mutex_init(&p->lock, NULL);
+    p->free = NULL;
+    p->slabs = NULL;
+}
+
+/* >>map counting: the mprotect path stays well below vm.max_map_count */
+CRT__INTERN long crt__read_long_file(const char *path, long fallback) {
+    FILE *f = fopen(path, "r");
+    long v = fallback;
+    if (f) {
+        if (fscanf(f, "%ld", &v) != 1) v = fallback;
+        fclose(f);
+    }
+    return v;
+}
+
+CRT__INTERN long crt__map_count(void) {
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f) return -1;
+    long n = 0;
+    char buf[4096];
+    size_t got;
+    while ((got = fread(buf, 1, sizeof buf, f)) > 0)
+        for (size_t i = 0; i < got; i++) n += buf[i] == '\n';
+    fclose(f);
+    return n;
+}
+
+/* Guards n stacks of one slab; returns the mode that worked. */
+CRT__INTERN unsigned crt__stack_guard_slab(crt__stack_pool *p, crt__stack_slab *s, unsigned n) {
+    size_t page = crt__page_size();
+    unsigned mode = p->guard_mode;
+    if (mode == CRT__GUARD_AUTO || mode == CRT__GUARD_MADVISE) {
+        unsigned i;
+        for (i = 0; i < n; i++)
+            if (madvise((char *)s->base + i * p->slot, page, MADV_GUARD_INSTALL) != 0) break;
+        if (i == n) return CRT__GUARD_MADVISE;
+        mode = CRT__GUARD_AUTO; /* the kernel refuses: the next cheapest way */
+    }
+    if (mode == CRT__GUARD_AUTO) {
+        static long max_maps;
+        long limit = crt__load(&max_maps, CRT__RELAXED); /* Relaxed: cache of a constant */
+        if (!limit) {
+            limit = crt__read_long_file("/proc/sys/vm/max_map_count", 65530);
+            crt__store(&max_maps, limit, CRT__RELAXED);
+        }
+        long now = crt__map_count();
+        /* Each guard splits the mapping: two more entries. Stay below half. */
+        mode = (now >= 0 && now + 2 * (long)n < limit / 2) ? CRT__GUARD_MPROTECT : CRT__GUARD_CANARY;
+    }
+    if (mode == CRT__GUARD_MPROTECT) {
+        for (unsigned i = 0; i < n; i++)
+            if (mprotect((char *)s->base + i * p->slot, page, PROT_NONE) != 0) return CRT__GUARD_CANARY;
+        return CRT__GUARD_MPROTECT;
+    }
+    return CRT__GUARD_CANARY;
+}
+
+CRT__INTERN void crt__stack_describe(crt__stack *st, void *slot_base, size_t slot, unsigned guard) {
+    size_t page = crt__page_size();
+    st->lo = (char *)slot_base + page;
+    st->size = slot - page;
+    st->guard = guard;
+    st->own_mapping = 0;
+    st->next = NULL;
+#if CRT__VALGRIND
+    st->valgrind_id = VALGRIND_STACK_REGISTER(st->lo, (char *)st->lo + st->size);
+#else
+    st->valgrind_id = 0;
+#endif
+    if (guard == CRT__GUARD_CANARY) *(uint64_t *)st->lo = CRT__CANARY;
+}
+
+/* Maps a new slab and puts its stacks on the pool's free list. Lock held. */
+CRT__INTERN int crt__stack_slab_new(crt__stack_pool *p) {
+    crt__stack_slab *s = (crt__stack_slab *)CRT_MALLOC(sizeof *s);
+    if (!s) return -ENOMEM;
+    s->len = p->slot * CRT__STACKS_PER_SLAB;
+    s->base = mmap(NULL, s->len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (s->base == MAP_FAILED) {
+        CRT_FREE(s);
+        return -ENOMEM;
+    }
+    unsigned guard = crt__stack_guard_slab(p, s, CRT__STACKS_PER_SLAB);
+    for (unsigned i = CRT__STACKS_PER_SLAB; i-- > 0;) {
+        crt__stack *st = &s->stacks[i];
+        crt__stack_describe(st, (char *)s->base + i * p->slot, p->slot, guard);
+        st->next = p->free;
+        p->free = st;
+    }
+    s->next = p->slabs;
+    p->slabs = s;
+    return 0;
+}
+
+/* A stack of the pool's size: from the worker's cache, else the pool. */
+CRT__INTERN crt__stack *crt__stack_alloc(crt__stack_pool *p, crt__stack_cache *c) {
+    crt__stack *st = c->head;
+    if (CRT__LIKELY(st != NULL)) {
+        c->head = st->next;
+        c->count--;
+        return st;
+    }
+    pthread_mutex_lock(&p->lock);
+    if (!p->free && crt__stack_slab_new(p) < 0) {
+        pthread_mutex_unlock(&p->lock);
+        return NULL;
+    }
+    /* Take a few at once so the next allocations stay off the lock. */
+    st = p->free;
+    p->free = st->next;
+    for (unsigned i = 0; i < 8 && p->free; i++) {
+        crt__stack *more = p->free;
+        p->free = more->next;
+        more->next = c->head;
+        c->head = more;
+        c->count++;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return st;
+}
+
+/* A stack of any size in a mapping of its own (spawn options). */
+CRT__INTERN crt__stack *crt__stack_map(size_t slot) {
+    crt__stack *st = (crt__stack *)CRT_MALLOC(sizeof *st);
+    if (!st) return NULL;
+    void *base = mmap(NULL, slot, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (base == MAP_FAILED) {
+        CRT_FREE(st);
+        return NULL;
+    }
+    size_t page = crt__page_size();
+    unsigned guard = CRT__GUARD_MADVISE;
+    unsigned forced = crt__stack_forced_guard();
+    if (forced == CRT__GUARD_CANARY || (forced != CRT__GUARD_MPROTECT && madvise(base, page, MADV_GUARD_INSTALL) != 0))
+        guard = CRT__GUARD_MPROTECT;
+    if (forced == CRT__GUARD_CANARY || (guard == CRT__GUARD_MPROTECT && mprotect(base, page, PROT_NONE) != 0))
+        guard = CRT__GUARD_CANARY;
+    crt__stack_describe(st, base, slot, guard);
+    st->own_mapping = 1;
+    return st;
+}
+
+CRT__INTERN void crt__stack_unmap(crt__stack *st) {
+    size_t page = crt__page_size();
+#if CRT__VALGRIND
+    VALGRIND_STACK_DEREGISTER(st->valgrind_id);
+#endif
+    munmap((char *)st->lo - page, st->size + page);
+    CRT_FREE(st);
+}
+
+/* Gives a stack back: to the worker's cache, or beyond its cap with the
+ * memory returned to the kernel, to the pool. */
+CRT__INTERN void crt__stack_free(crt__stack_pool *p, crt__stack_cache *c, crt__stack *st) {
+    if (st->own_mapping) {
+        crt__stack_unmap(st);
+        return;
+    }
+    if (CRT__LIKELY(c->count < CRT__STACK_CACHE)) {
+        st->next = c->head;
+        c->head = st;
+        c->count++;
+        return;
+    }
+    /* The top page stays: it is touched again first. */
+    size_t page = crt__page_size();
+    if (st->size > page) madvise(st->lo, st->size - page, MADV_DONTNEED);
+    if (st->guard == CRT__GUARD_CANARY) *(uint64_t *)st->lo = CRT__CANARY;
+    pthread_mutex_lock(&p->lock);
+    st->next = p->free;
+    p->free = st;
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* Moves a worker's cache back to the pool (the worker is stopping). */
+CRT__INTERN void crt__stack_cache_drain(crt__stack_pool *p, crt__stack_cache *c) {
+    pthread_mutex_lock(&p->lock);
+    while (c->head) {
+        crt__stack *st = c->head;
+        c->head = st->next;
+        st->next = p->free;
+        p->free = st;
+    }
+    c->count = 0;
+    pthread_mutex_unlock(&p->lock);
+}
+
+CRT__INTERN void crt__stack_pool_destroy(crt__stack_pool *p) {
+    while (p->slabs) {
+        crt__stack_slab *s = p->slabs;
+        p->slabs = s->next;
+#if CRT__VALGRIND
+        for (unsigned i = 0; i < CRT__STACKS_PER_SLAB; i++) VALGRIND_STACK_DEREGISTER(s->stacks[i].valgrind_id);
+#endif
+        munmap(s->base, s->len);
+        CRT_FREE(s);
+    }
+    p->free = NULL;
+    pthread_mutex_destroy(&p->lock);
+}
+
+/* True if the canary of a canary-guarded stack is broken. */
+static inline int crt__stack_canary_broken(const crt__stack *st) {
+    return st->guard == CRT__GUARD_CANARY && *(const uint64_t *)st->lo != CRT__CANARY;
+}
+
+/* >>overflow reporting
+ * The SIGSEGV/SIGBUS handler asks the runtime (through this hook) for the
+ * running task's stack and name; a fault inside that stack's guard page is
+ * an overflow. Anything else goes to the handler that was there before. */
+typedef int (*crt__overflow_probe_fn)(void *addr, const char **name);
+static crt__overflow_probe_fn crt__overflow_probe;
+static struct sigaction crt__old_segv, crt__old_bus;
+
+CRT__INTERN void crt__write_all(int fd, const char *s, size_t n) {
+    while (n > 0) {
+        ssize_t w = write(fd, s, n);
+        if (w <= 0) return;
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+CRT__INTERN void crt__report_overflow(const char *name) {
+    /* Only async-signal-safe calls: this may run in a signal handler. */
+    static const char a[] = "crt: stack overflow in task \"";
+    static const char b[] = "\"\n";
+    if (!name) name = "unnamed";
+    crt__write_all(2, a, sizeof a - 1);
+    crt__write_all(2, name, strlen(name));
+    crt__write_all(2, b, sizeof b - 1);
+    signal(SIGABRT, SIG_DFL);
+    abort();
+}
+
+static void crt__fault_handler(int sig, siginfo_t *info, void *uctx) {
+    const char *name = NULL;
+    crt__overflow_probe_fn probe = crt__overflow_probe;
+    if (probe && probe(info->si_addr, &name)) crt__report_overflow(name);
+    /* Not ours: restore the previous disposition and let the fault recur. */
+    struct sigaction *old = sig == SIGSEGV ? &crt__old_segv : &crt__old_bus;
+    if ((old->sa_flags & SA_SIGINFO) && old->sa_sigaction) {
+        old->sa_sigaction(sig, info, uctx);
+        return;
+    }
+    if (old->sa_handler != SIG_DFL && old->sa_handler != SIG_IGN && old->sa_handler != NULL) {
+        old->sa_handler(sig);
+        return;
+    }
+    sigaction(sig, old, NULL);
+}
+
+static void crt__overflow_install_once(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = crt__fault_handler;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &crt__old_segv);
+    sigaction(SIGBUS, &sa, &crt__old_bus);
+}
+
+/* Installs the fault handler (once per process) with the runtime's probe. */
+CRT__INTERN void crt__overflow_install(crt__overflow_probe_fn probe) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    crt__store(&crt__overflow_probe, probe, CRT__RELEASE); /* Release: the probe's code and data before the handler can run it */
+    pthread_once(&once, crt__overflow_install_once);
+}
+
+/* Gives the calling thread an alternate signal stack, unless it has one:
+ * a handler for a stack overflow cannot run on the exhausted stack.
+ * Returns the memory to pass to crt__altstack_leave, or NULL. */
+CRT__INTERN void *crt__altstack_enter(void) {
+    stack_t old;
+    if (sigaltstack(NULL, &old) == 0 && !(old.ss_flags & SS_DISABLE)) return NULL;
+    size_t size = 64 * 1024;
+    void *mem = CRT_MALLOC(size);
+    if (!mem) return NULL;
+    stack_t ss;
+    ss.ss_sp = mem;
+    ss.ss_size = size;
+    ss.ss_flags = 0;
+    if (sigaltstack(&ss, NULL) != 0) {
+        CRT_FREE(mem);
+        return NULL;
+    }
+    return mem;
+}
+
+CRT__INTERN void crt__altstack_leave(void *mem) {
+    if (!mem) return;
+    stack_t ss;
+    memset(&ss, 0, sizeof ss);
+    ss.ss_flags = SS_DISABLE;
+    sigaltstack(&ss, NULL);
+    CRT_FREE(mem);
+}
+
+#endif /* CRT_IMPLEMENTATION */

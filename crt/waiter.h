@@ -1,0 +1,182 @@
+/* crt/waiter.h — internal: the one way anything in crt waits.
+ *
+ * A *waiter* stands for one blocked caller — a parked task or a blocked
+ * plain thread — for the length of one blocking call. It carries an atomic
+ * claim flag: whoever completes the call (a sender, a timer, an abort, one
+ * case of a select) first claims the waiter, then writes its result, then
+ * wakes it. Claiming is what makes one waiter safe to hang on several wait
+ * queues at once: the first claim wins, every later one fails and leaves it
+ * alone. That is how select is exactly-once and how deadlines and aborts
+ * race with completions without losing or doubling anything.
+ *
+ * A *wait node* is one entry of a waiter on one object's queue: it points to
+ * its waiter and carries the operation's payload (the buffer to copy into,
+ * the permits asked for, the select case index). Queues are intrusive FIFO
+ * lists under the owning object's lock. A claimer unlinks the node, claims
+ * the waiter while still holding the lock, and wakes it after unlocking;
+ * the waiting side, once it returns, removes whatever nodes are still
+ * linked. Nothing is freed while the other side may touch it because the
+ * waiter cannot return before the winner's wake.
+ *
+ * The lock is a small test-and-test-and-set spinlock: critical sections in
+ * crt are a few pointer moves and never block. Its spare bits belong to the
+ * object that embeds it (a channel keeps its "receivers are waiting" flag
+ * there, so setting the flag and taking the lock is one atomic operation).
+ */
+#ifndef CRT_WAITER_H
+#define CRT_WAITER_H
+#include "base.h"
+
+#define CRT__LOCKED 1u
+
+/* Layout types embedded in public value types (crt_sem, crt_mutex, ...).
+ * All-zero is an unlocked lock and an empty queue. */
+typedef struct crt__wait_node {
+    struct crt__wait_node *next, *prev;
+    struct crt__waiter *waiter;
+    void *ptr;        /* payload: buffer in or out */
+    size_t n;         /* payload: a count (permits, ...) */
+    int index;        /* the select case this node stands for */
+    int linked;       /* on a queue; changed only under the queue's lock */
+} crt__wait_node;
+
+typedef struct crt__waitq {
+    crt__wait_node *head, *tail;
+} crt__waitq;
+
+#endif /* CRT_WAITER_H */
+
+#if defined(CRT_IMPLEMENTATION) && !defined(CRT__WAITER_IMPL)
+#define CRT__WAITER_IMPL
+
+#include <linux/futex.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+/* >>lock */
+
+/* Takes the lock and sets `bits` in the same atomic operation; returns the
+ * word as it was just before (without CRT__LOCKED). */
+CRT__INTERN uint32_t crt__lock_acquire_set(uint32_t *word, uint32_t bits) {
+    unsigned spins = 0;
+    for (;;) {
+        /* Relaxed: only a hint for the CAS below, which carries the order. */
+        uint32_t v = crt__load(word, CRT__RELAXED);
+        if (!(v & CRT__LOCKED)) {
+            /* Acquire: the critical section sees everything the previous
+             * holder wrote; pairs with the release in crt__lock_release().
+             * Seq_cst because primitives rely on this RMW as the full barrier
+             * between publishing a waiter flag and re-checking their state. */
+            if (crt__cas_weak(word, &v, v | CRT__LOCKED | bits, CRT__SEQ_CST, CRT__RELAXED)) return v;
+            continue;
+        }
+        if (++spins < 64) {
+            crt__cpu_relax();
+        } else {
+            spins = 0;
+            sched_yield(); /* the holder was preempted: let it run */
+        }
+    }
+}
+
+static inline void crt__lock_acquire(uint32_t *word) { (void)crt__lock_acquire_set(word, 0); }
+
+/* Releases the lock; the other bits become `bits`. Only the holder writes
+ * the word, so a plain store suffices. */
+static inline void crt__lock_release_with(uint32_t *word, uint32_t bits) {
+    /* Release: publishes the critical section; pairs with the acquire in
+     * crt__lock_acquire_set(). */
+    crt__store(word, bits & ~CRT__LOCKED, CRT__RELEASE);
+}
+
+static inline void crt__lock_release(uint32_t *word) {
+    /* Relaxed: we hold the lock, nobody else writes the word. */
+    crt__lock_release_with(word, crt__load(word, CRT__RELAXED));
+}
+
+/* >>wait queue (caller holds the owning object's lock) */
+
+static inline int crt__waitq_empty(const crt__waitq *q) { return q->head == NULL; }
+
+CRT__INTERN void crt__waitq_push(crt__waitq *q, crt__wait_node *n) {
+    n->next = NULL;
+    n->prev = q->tail;
+    if (q->tail) q->tail->next = n;
+    else q->head = n;
+    q->tail = n;
+    n->linked = 1;
+}
+
+CRT__INTERN void crt__waitq_remove(crt__waitq *q, crt__wait_node *n) {
+    if (!n->linked) return;
+    if (n->prev) n->prev->next = n->next;
+    else q->head = n->next;
+    if (n->next) n->next->prev = n->prev;
+    else q->tail = n->prev;
+    n->next = n->prev = NULL;
+    n->linked = 0;
+}
+
+/* >>futex */
+CRT__INTERN int crt__futex_wait(uint32_t *addr, uint32_t expected, crt_time deadline) {
+    struct timespec ts, *tp = NULL;
+    if (deadline != CRT_FOREVER) {
+        ts.tv_sec = (time_t)(deadline / 1000000000);
+        ts.tv_nsec = (long)(deadline % 1000000000);
+        tp = &ts;
+    }
+    /* Absolute CLOCK_MONOTONIC deadline: FUTEX_WAIT_BITSET takes one. */
+    long r = syscall(SYS_futex, addr, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, expected, tp, NULL, FUTEX_BITSET_MATCH_ANY);
+    return r == 0 ? 0 : -errno;
+}
+
+CRT__INTERN void crt__futex_wake(uint32_t *addr, int n) {
+    syscall(SYS_futex, addr, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, n, NULL, NULL, 0);
+}
+
+/* >>timer: an entry of a worker's deadline heap */
+typedef struct crt__timer {
+    crt_time deadline;
+    struct crt__timer_heap *heap;   /* the heap it sits in; NULL when not armed */
+    uint32_t index;                 /* its slot there */
+} crt__timer;
+
+/* >>waiter */
+
+/* Parking states. For a plain thread the word is its futex; for a task the
+ * same states live in the low bits of the task's park word, above them the
+ * number of the wait they belong to (so an abort's poke cannot reach a
+ * later wait). */
+enum {
+    CRT__WAITING = 0,   /* blocked call in progress, not switched out yet */
+    CRT__PARKED = 1,    /* switched out / sleeping on the futex */
+    CRT__NOTIFIED = 2,  /* the winner's wake arrived (also: not in a wait) */
+    CRT__POKED = 3      /* tasks only: an abort asks it to look at itself */
+};
+
+typedef struct crt__waiter {
+    uint32_t claim;           /* 0 open, 1 claimed: the winner owns the result */
+    uint32_t park;            /* plain thread: futex word (CRT__WAITING...) */
+    int result;               /* written by the winner before its wake */
+    int index;                /* the node (select case) that won */
+    struct crt_task *task;    /* NULL: a plain thread */
+    uint64_t gen;             /* task: the number of this wait */
+    crt__timer timer;         /* task with a deadline: its heap entry */
+} crt__waiter;
+
+/* Claims w; 1 if the caller won and must now set result and wake it. */
+static inline int crt__waiter_claim(crt__waiter *w) {
+    uint32_t open = 0;
+    /* Acq_rel: the winner's later writes (result, payload) are ordered after
+     * the claim, and it sees what the waiting side wrote before enqueueing. */
+    return crt__cas(&w->claim, &open, 1u, CRT__ACQ_REL, CRT__RELAXED);
+}
+
+static inline int crt__waiter_claimed(crt__waiter *w) {
+    /* Acquire: pairs with the claim; a cheap peek before trying. */
+    return crt__load(&w->claim, CRT__ACQUIRE) != 0;
+}
+
+#endif /* CRT_IMPLEMENTATION */

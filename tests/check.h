@@ -1,0 +1,114 @@
+/* tests/check.h — what every crt test program shares.
+ *
+ * Include it instead of crt.h, in a file that defines CRT_IMPLEMENTATION
+ * (or not, for a second TU). It installs a counting allocator as
+ * CRT_MALLOC/CRT_FREE, so a test can assert that a runtime left nothing
+ * behind, and which can fail every Nth allocation (replayable: N comes
+ * from the caller, not from a clock).
+ *
+ *   CHECK(cond)            stays on under NDEBUG; prints and aborts
+ *   CHECK_EQ(a, b)         the same, printing both values
+ *   test_short()           CRT_TEST_SHORT=1: scale stress tests down
+ *   test_seed()            CRT_TEST_SEED or a fresh one, printed once
+ *   test_live_allocs()     allocations not yet freed
+ *   test_fail_every(n)     fail every nth allocation from now on (0: never)
+ */
+#ifndef CRT_TESTS_CHECK_H
+#define CRT_TESTS_CHECK_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static long test__allocs_live;
+static long test__fail_every;
+static long test__alloc_count;
+
+static void *test_malloc(size_t n) {
+    long k = __atomic_add_fetch(&test__alloc_count, 1, __ATOMIC_RELAXED);
+    long every = __atomic_load_n(&test__fail_every, __ATOMIC_RELAXED);
+    if (every > 0 && k % every == 0) return NULL;
+    void *p = malloc(n);
+    if (p) __atomic_add_fetch(&test__allocs_live, 1, __ATOMIC_RELAXED);
+    return p;
+}
+
+static void test_free(void *p) {
+    if (!p) return;
+    __atomic_sub_fetch(&test__allocs_live, 1, __ATOMIC_RELAXED);
+    free(p);
+}
+
+#define CRT_MALLOC(n) test_malloc(n)
+#define CRT_FREE(p) test_free(p)
+#include "crt.h"
+
+#define CHECK(cond)                                                                  \
+    do {                                                                             \
+        if (!(cond)) {                                                               \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+            fflush(stderr);                                                          \
+            abort();                                                                 \
+        }                                                                            \
+    } while (0)
+
+#define CHECK_EQ(a, b)                                                                              \
+    do {                                                                                            \
+        long long check_a_ = (long long)(a), check_b_ = (long long)(b);                             \
+        if (check_a_ != check_b_) {                                                                 \
+            fprintf(stderr, "%s:%d: CHECK failed: %s == %s (%lld != %lld)\n", __FILE__, __LINE__, #a, \
+                    #b, check_a_, check_b_);                                                        \
+            fflush(stderr);                                                                         \
+            abort();                                                                                \
+        }                                                                                           \
+    } while (0)
+
+static inline long test_live_allocs(void) { return __atomic_load_n(&test__allocs_live, __ATOMIC_RELAXED); }
+static inline void test_fail_every(long n) {
+    __atomic_store_n(&test__alloc_count, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&test__fail_every, n, __ATOMIC_RELAXED);
+}
+
+static inline int test_short(void) {
+    const char *s = getenv("CRT_TEST_SHORT");
+    return s && s[0] == '1';
+}
+
+/* A seed for randomised tests, printed so a failure can be replayed with
+ * CRT_TEST_SEED=<n>. */
+static inline uint64_t test_seed(void) {
+    static uint64_t seed;
+    if (!seed) {
+        const char *s = getenv("CRT_TEST_SEED");
+        if (s) {
+            seed = strtoull(s, NULL, 0);
+        } else {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            seed = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20);
+        }
+        if (!seed) seed = 1;
+        fprintf(stderr, "seed: CRT_TEST_SEED=%llu\n", (unsigned long long)seed);
+    }
+    return seed;
+}
+
+/* Runs a test body as the main task of a fresh runtime with `workers`
+ * workers, checks it returned and that the runtime freed all it had. */
+static inline void test_run(int workers, crt_fn fn, void *arg) {
+    long before = test_live_allocs();
+    crt_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.workers = workers;
+    void *res = NULL;
+    int rc = crt_run(&cfg, fn, arg, &res);
+    if (rc != 0) fprintf(stderr, "crt_run: %s\n", crt_strerror(rc));
+    CHECK_EQ(rc, 0);
+    CHECK_EQ(test_live_allocs(), before);
+}
+
+#define TEST_LOG(...) (fprintf(stderr, __VA_ARGS__), fputc('\n', stderr))
+
+#endif /* CRT_TESTS_CHECK_H */
