@@ -67,6 +67,21 @@ CRT_API crt_time crt_after(crt_time duration);
  * accepts positive values. Never NULL. Task or plain thread. */
 CRT_API const char *crt_strerror(int err);
 
+/* >>errno ----------------------------------------------------------------
+ * A task may resume on another thread after any blocking call, and glibc
+ * declares __errno_location() const, so compilers reuse the previous
+ * thread's errno address after the call. crt saves and restores errno per
+ * task at every switch; for user code to read its own, every TU that
+ * includes crt routes errno through this accessor, which the compiler must
+ * call afresh each time. Define CRT_NO_ERRNO_WRAP to keep glibc's errno
+ * (then read errno only right after the call that set it, before any
+ * blocking call). */
+CRT_API int *crt_errno_location(void);
+#if !defined(CRT_NO_ERRNO_WRAP) && defined(errno)
+#undef errno
+#define errno (*crt_errno_location())
+#endif
+
 #ifdef __cplusplus
 }
 #endif
@@ -173,6 +188,12 @@ CRT_API void crt__assert_fail(const char *msg, const char *file, int line);
 #include <stdio.h>
 #include <time.h>
 #include <unistd.h>
+
+CRT__OPAQUE CRT_API int *crt_errno_location(void) {
+    int *p = __errno_location();
+    crt__compiler_barrier();
+    return p;
+}
 
 CRT_API void crt__assert_fail(const char *msg, const char *file, int line) {
     fprintf(stderr, "crt: %s (%s:%d)\n", msg, file, line);

@@ -351,10 +351,12 @@ struct crt_runtime {
     pthread_mutex_t task_lock;    /* guards chunks, the free pool, growing inject */
     crt__task_chunk *chunks;
     uint64_t nrecords;
-    crt_task **free_pool;         /* capacity nrecords */
+    crt_task **free_pool;         /* capacity free_cap >= nrecords */
+    uint64_t free_cap;
     uint64_t nfree;
     uint64_t ext_spawned;         /* atomic: spawned from outside the workers */
     uint64_t ext_exited;          /* atomic: finished outside the workers */
+    uint32_t ext_wakes;           /* atomic: crt__schedule calls from outside in flight */
     uint32_t live_word;           /* futex: bumped when a task ends while closing */
     crt__stack_pool stacks;
     /* clock */
@@ -464,16 +466,26 @@ CRT__INTERN int crt__inject_reserve(crt_runtime *rt, uint64_t records);
 /* Adds a chunk of records to the free pool. task_lock held. */
 CRT__INTERN int crt__task_chunk_new(crt_runtime *rt) {
     uint64_t n = rt->nrecords + CRT__TASKS_PER_CHUNK;
-    crt_task **pool = (crt_task **)CRT_MALLOC(n * sizeof *pool);
+    crt_task **pool = NULL;
+    uint64_t cap = rt->free_cap;
+    if (cap < n) {
+        /* Doubling: growing by one chunk at a time would be quadratic. */
+        cap = cap ? cap * 2 : 4 * CRT__TASKS_PER_CHUNK;
+        pool = (crt_task **)CRT_MALLOC(cap * sizeof *pool);
+        if (!pool) return -ENOMEM;
+    }
     void *mem = CRT_MALLOC(sizeof(crt__task_chunk) + CRT__CACHELINE);
-    if (!pool || !mem || crt__inject_reserve(rt, n) < 0) {
+    if (!mem || crt__inject_reserve(rt, n) < 0) {
         CRT_FREE(pool);
         CRT_FREE(mem);
         return -ENOMEM;
     }
-    if (rt->nfree) memcpy(pool, rt->free_pool, rt->nfree * sizeof *pool);
-    CRT_FREE(rt->free_pool);
-    rt->free_pool = pool;
+    if (pool) {
+        if (rt->nfree) memcpy(pool, rt->free_pool, rt->nfree * sizeof *pool);
+        CRT_FREE(rt->free_pool);
+        rt->free_pool = pool;
+        rt->free_cap = cap;
+    }
     crt__task_chunk *c = (crt__task_chunk *)(((uintptr_t)mem + CRT__CACHELINE - 1) & ~(uintptr_t)(CRT__CACHELINE - 1));
     /* Every field at its default; flags 0: not live, shutdown skips it. */
     memset(c, 0, sizeof *c);
@@ -863,7 +875,10 @@ CRT__INTERN void crt__unpark_self(crt__worker *w) {
 
 /* After a park returns: 1 if the worker goes back to work. */
 CRT__INTERN int crt__transition_from_parked(crt__worker *w) {
-    if (crt__worker_has_local_work(w)) {
+    /* The injection queue counts too: a direct crt__worker_unpark (a lone
+     * worker, which nobody else searches for) leaves us in the sleepers
+     * list, and we would park again with the woken task still queued. */
+    if (crt__worker_has_local_work(w) || crt__inject_len(w->rt)) {
         crt__unpark_self(w);
         return 1;
     }
@@ -920,9 +935,9 @@ static inline void crt__heap_publish(crt__timer_heap *h) {
 }
 
 CRT__INTERN void crt__heap_remove_at(crt__timer_heap *h, uint32_t i) {
-    crt__timer *t = h->items[i];
     crt__timer *last = h->items[--h->len];
-    t->heap = NULL;
+    /* t->heap is left to the caller: it is the signal that the remover is
+     * done with t (see crt__timers_fire). */
     if (i < h->len) {
         crt__heap_place(h, i, last);
         if (i > 0 && crt__timer_before(last, h->items[(i - 1) / 4])) crt__heap_sift_up(h, i);
@@ -965,6 +980,7 @@ CRT__INTERN void crt__timer_cancel(crt__timer *t) {
     crt__lock_acquire(&h->lock);
     if (t->heap == h) {
         crt__heap_remove_at(h, t->index);
+        crt__store(&t->heap, (crt__timer_heap *)NULL, CRT__RELAXED); /* Relaxed: we own t */
         crt__heap_publish(h);
     }
     crt__lock_release(&h->lock);
@@ -988,15 +1004,16 @@ CRT__INTERN unsigned crt__timers_fire(crt__timer_heap *h, crt_time now) {
         while (h->len && h->items[0]->deadline <= now && n < 64) {
             crt__timer *t = h->items[0];
             crt__heap_remove_at(h, 0);
-            /* Release: a canceller that reads heap == NULL without the lock
-             * sees the removal complete. */
-            crt__store(&t->heap, (crt__timer_heap *)NULL, CRT__RELEASE);
             crt__waiter *w = CRT__WAITER_OF_TIMER(t);
             if (crt__waiter_claim(w)) {
                 w->result = -ETIMEDOUT;
                 w->index = -1;
                 won[n++] = w;
             }
+            /* Release, and our last touch of t and w unless we won w: a
+             * canceller that reads heap == NULL without the lock returns at
+             * once, and its waiter (claimed by another) may be gone. */
+            crt__store(&t->heap, (crt__timer_heap *)NULL, CRT__RELEASE);
         }
         int more = h->len && h->items[0]->deadline <= now;
         crt__heap_publish(h);
@@ -1060,10 +1077,28 @@ static inline crt_task *crt__nosteal_pop(crt__worker *w) {
 
 /* Makes t runnable. `lifo`: t was woken by the running task, so it may
  * take this worker's LIFO slot and run next. */
+CRT__INTERN void crt__schedule_on(crt_runtime *rt, crt__worker *w, crt_task *t, int lifo);
+
 CRT__INTERN void crt__schedule(crt_task *t, int lifo) {
     crt_runtime *rt = t->rt;
     crt__worker *w = crt__worker_tls();
     if (w && w->rt != rt) w = NULL; /* a task of another runtime woke it */
+    if (CRT__LIKELY(w != NULL)) {
+        crt__schedule_on(rt, w, t, lifo);
+        return;
+    }
+    /* From outside the runtime (a plain thread, another runtime): once t
+     * is queued it may run and finish, and the runtime be freed, while we
+     * still wake a worker; crt_runtime_free waits for this count.
+     * Acq_rel: ordered before the queue push that lets t run; the release
+     * decrement pairs with the acquire load in crt_runtime_free(). */
+    crt__fetch_add(&rt->ext_wakes, 1u, CRT__ACQ_REL);
+    crt__schedule_on(rt, NULL, t, lifo);
+    crt__fetch_sub(&rt->ext_wakes, 1u, CRT__RELEASE);
+}
+
+/* crt__schedule for the worker w of rt (NULL: from outside). */
+CRT__INTERN void crt__schedule_on(crt_runtime *rt, crt__worker *w, crt_task *t, int lifo) {
     if (CRT__UNLIKELY(t->home != NULL)) {
         if (w == t->home) crt__nosteal_push(w, t);
         else crt__send_to_worker(t->home, t);
@@ -1074,7 +1109,13 @@ CRT__INTERN void crt__schedule(crt_task *t, int lifo) {
         return;
     }
     if (!w) {
-        crt__inject(rt, &t, 1);
+        /* A lone worker never searches, so nobody rechecks the injection
+         * queue after it counts itself parked, and a wake from another
+         * runtime or a plain thread that read idle_state just before would
+         * be lost. Its inbox is local work it always looks at, and the
+         * push unparks it. */
+        if (rt->nworkers == 1) crt__send_to_worker(&rt->workers[0], t);
+        else crt__inject(rt, &t, 1);
         return;
     }
     if (lifo) {
@@ -1186,7 +1227,7 @@ static inline void crt__after_switch(crt__worker *w) {
 /* Switches from the current context to t (or to the scheduler loop when
  * t is NULL) with `action` pending for `self`. */
 static inline void crt__switch_away(crt__worker *w, crt_task *self, crt_task *next, int action) {
-    if (CRT__UNLIKELY(crt__stack_canary_broken(self->stack))) crt__report_overflow(self->name);
+    if (CRT__UNLIKELY(crt__stack_overflowed(self->stack, __builtin_frame_address(0)))) crt__report_overflow(self->name);
     w->prev = self;
     w->prev_action = action;
     w->current = next;
@@ -1601,17 +1642,25 @@ CRT__INTERN crt_task *crt__find_work(crt__worker *w) {
     return t;
 }
 
-/* With the clock paused and every worker idle, the clock jumps to the
- * next deadline. `awake` is how many workers count as unparked when all
- * others are idle: 1 if the caller is not in the sleepers list, else 0.
- * Returns 1 if it fired something. */
-CRT__INTERN int crt__auto_advance(crt__worker *w, unsigned awake) {
+/* With the clock paused and every task idle, the clock jumps to the next
+ * deadline. The caller (an idle worker about to sleep) has no local work;
+ * every other worker must be asleep with nothing queued for it — a worker
+ * woken directly (an inbox delivery) still counts as parked in idle_state
+ * until it runs, so its park word is what tells. Returns 1 if it fired
+ * something. */
+CRT__INTERN int crt__auto_advance(crt__worker *w) {
     crt_runtime *rt = w->rt;
     if (!crt__load(&rt->paused, CRT__ACQUIRE)) return 0;
     if (crt__load(&rt->bp_live, CRT__ACQUIRE)) return 0; /* a blocking job may still act */
     if (crt__inject_len(rt)) return 0;
-    uint32_t s = crt__load(&rt->idle_state, CRT__SEQ_CST);
-    if (crt__idle_unparked(s) > awake) return 0; /* someone else is still busy */
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        crt__worker *o = &rt->workers[i];
+        if (crt__runq_len(&o->runq) || crt__list_len(&o->inbox)) return 0;
+        if (o == w) continue;
+        /* Acquire: a worker that sleeps published its emptiness before. */
+        uint32_t ps = crt__load(&o->park_state, CRT__ACQUIRE);
+        if (ps != CRT__W_PARKED && ps != CRT__W_PARKED_DRIVER) return 0;
+    }
     crt_time next = crt__timers_earliest(rt);
     if (next == CRT_FOREVER) return 0;
     crt__lock_acquire(&rt->clock_lock);
@@ -1630,6 +1679,7 @@ CRT__NOIPA static void crt__worker_loop(crt__worker *w, crt__until_fn until, voi
         crt__after_switch(w);
         if (crt__load(&rt->stop, CRT__ACQUIRE)) return;
         if (until && until(w, until_arg)) return;
+        if (real_deadline != CRT_FOREVER && crt__mono_now() >= real_deadline) return;
         crt__maintenance(w);
         crt_task *t = crt__find_work(w);
         if (t) {
@@ -1643,7 +1693,7 @@ CRT__NOIPA static void crt__worker_loop(crt__worker *w, crt__until_fn until, voi
             crt__ctx_switch(&w->sched_ctx, &t->stack->ctx, 0);
             continue;
         }
-        if (crt__auto_advance(w, 1)) continue;
+        if (crt__auto_advance(w)) continue;
         if (!crt__transition_to_parked(w)) continue;
         for (;;) {
             crt_time d = crt__rt_to_real(rt, crt__timers_earliest(rt));
@@ -1655,7 +1705,7 @@ CRT__NOIPA static void crt__worker_loop(crt__worker *w, crt__until_fn until, voi
                 crt__unpark_self(w);
                 break;
             }
-            if (crt__auto_advance(w, 0)) {
+            if (crt__auto_advance(w)) {
                 crt__unpark_self(w);
                 break;
             }
@@ -2137,6 +2187,9 @@ CRT_API int crt_runtime_shutdown(crt_runtime *rt, crt_time deadline) {
 
 CRT_API void crt_runtime_free(crt_runtime *rt) {
     if (!rt) return;
+    /* A wake from outside may still be touching rt after the task it woke
+     * finished (see crt__schedule). Acquire: pairs with its decrement. */
+    while (crt__load(&rt->ext_wakes, CRT__ACQUIRE) != 0) sched_yield();
     crt__store(&rt->stop, 1u, CRT__RELEASE);
     for (unsigned i = 0; i < rt->nworkers; i++) {
         crt__worker *w = &rt->workers[i];

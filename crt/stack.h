@@ -13,8 +13,8 @@
  *   2. mprotect(PROT_NONE): one more map entry per guard (two, as it splits
  *      the mapping), so only while the process stays well below
  *      vm.max_map_count (65,530 by default: ~32,000 guarded stacks).
- *   3. no guard page, a canary at the bottom of the stack checked at every
- *      switch away from the task.
+ *   3. no guard page: at every switch away from the task, a canary word at
+ *      the bottom of the stack is checked, and the stack pointer too.
  * CRT_STACK_GUARD=madvise|mprotect|canary in the environment forces one
  * (read when a runtime is created; a forced madvise that the kernel refuses
  * falls through to mprotect). A fault on a guard page — or a broken canary —
@@ -155,31 +155,76 @@ CRT__INTERN long crt__map_count(void) {
     return n;
 }
 
+/* Map entries this process's mprotect guards have added (each splits its
+ * mapping: two more), and the count found the first time we looked, so
+ * /proc/self/maps is read once, not for every slab. */
+static long crt__guard_map_entries;
+static long crt__map_baseline = -1;
+
+/* True if reading addr faults: write() from it into a pipe fails with
+ * EFAULT instead of raising a signal. */
+CRT__INTERN int crt__page_faults(const void *addr) {
+    int fds[2];
+    if (pipe(fds) != 0) return 0;
+    ssize_t r = write(fds[1], addr, 1);
+    int faulted = r < 0 && errno == EFAULT;
+    close(fds[0]);
+    close(fds[1]);
+    return faulted;
+}
+
+/* 1 if MADV_GUARD_INSTALL makes a page fault here, 0 if not, -1 unknown.
+ * Checked once: some environments (qemu-user) accept the advice and
+ * ignore it. */
+static int crt__madvise_guard_ok = -1;
+
 /* Guards n stacks of one slab; returns the mode that worked. */
 CRT__INTERN unsigned crt__stack_guard_slab(crt__stack_pool *p, crt__stack_slab *s, unsigned n) {
     size_t page = crt__page_size();
     unsigned mode = p->guard_mode;
-    if (mode == CRT__GUARD_AUTO || mode == CRT__GUARD_MADVISE) {
+    /* Relaxed: a cache of a fact about the kernel; a racing first probe
+     * only probes twice. */
+    int ok = crt__load(&crt__madvise_guard_ok, CRT__RELAXED);
+    if ((mode == CRT__GUARD_AUTO || mode == CRT__GUARD_MADVISE) && ok != 0) {
         unsigned i;
         for (i = 0; i < n; i++)
             if (madvise((char *)s->base + i * p->slot, page, MADV_GUARD_INSTALL) != 0) break;
-        if (i == n) return CRT__GUARD_MADVISE;
-        mode = CRT__GUARD_AUTO; /* the kernel refuses: the next cheapest way */
+        if (i == n && ok < 0) {
+            ok = crt__page_faults(s->base);
+            crt__store(&crt__madvise_guard_ok, ok, CRT__RELAXED);
+        }
+        if (i == n && ok) return CRT__GUARD_MADVISE;
+        mode = CRT__GUARD_AUTO; /* refused or ignored: the next cheapest way */
     }
-    if (mode == CRT__GUARD_AUTO) {
+    if (mode == CRT__GUARD_AUTO || mode == CRT__GUARD_MPROTECT) {
         static long max_maps;
-        long limit = crt__load(&max_maps, CRT__RELAXED); /* Relaxed: cache of a constant */
+        /* Relaxed: caches of values that do not change; the slab is created
+         * under the pool lock, and two pools racing on the first read only
+         * read the same files twice. */
+        long limit = crt__load(&max_maps, CRT__RELAXED);
         if (!limit) {
             limit = crt__read_long_file("/proc/sys/vm/max_map_count", 65530);
             crt__store(&max_maps, limit, CRT__RELAXED);
         }
-        long now = crt__map_count();
-        /* Each guard splits the mapping: two more entries. Stay below half. */
-        mode = (now >= 0 && now + 2 * (long)n < limit / 2) ? CRT__GUARD_MPROTECT : CRT__GUARD_CANARY;
+        long base = crt__load(&crt__map_baseline, CRT__RELAXED);
+        if (base < 0) {
+            base = crt__map_count();
+            crt__store(&crt__map_baseline, base, CRT__RELAXED);
+        }
+        long ours = crt__load(&crt__guard_map_entries, CRT__RELAXED);
+        /* Stay below half the limit: the rest of the process maps too. */
+        mode = (base >= 0 && base + ours + 2 * (long)n < limit / 2) ? CRT__GUARD_MPROTECT : CRT__GUARD_CANARY;
     }
     if (mode == CRT__GUARD_MPROTECT) {
-        for (unsigned i = 0; i < n; i++)
-            if (mprotect((char *)s->base + i * p->slot, page, PROT_NONE) != 0) return CRT__GUARD_CANARY;
+        for (unsigned i = 0; i < n; i++) {
+            if (mprotect((char *)s->base + i * p->slot, page, PROT_NONE) != 0) {
+                /* Out of map entries after all: unguard what we guarded. */
+                for (unsigned j = 0; j < i; j++) mprotect((char *)s->base + j * p->slot, page, PROT_READ | PROT_WRITE);
+                return CRT__GUARD_CANARY;
+            }
+        }
+        /* Relaxed: a count for the estimate above, no ordering needed. */
+        crt__fetch_add(&crt__guard_map_entries, 2 * (long)n, CRT__RELAXED);
         return CRT__GUARD_MPROTECT;
     }
     return CRT__GUARD_CANARY;
@@ -261,7 +306,10 @@ CRT__INTERN crt__stack *crt__stack_map(size_t slot) {
     size_t page = crt__page_size();
     unsigned guard = CRT__GUARD_MADVISE;
     unsigned forced = crt__stack_forced_guard();
-    if (forced == CRT__GUARD_CANARY || (forced != CRT__GUARD_MPROTECT && madvise(base, page, MADV_GUARD_INSTALL) != 0))
+    /* Relaxed: see crt__madvise_guard_ok. Unknown yet: probe this one. */
+    int ok = crt__load(&crt__madvise_guard_ok, CRT__RELAXED);
+    if (forced == CRT__GUARD_CANARY || forced == CRT__GUARD_MPROTECT || ok == 0 ||
+        madvise(base, page, MADV_GUARD_INSTALL) != 0 || (ok < 0 && !crt__page_faults(base)))
         guard = CRT__GUARD_MPROTECT;
     if (forced == CRT__GUARD_CANARY || (guard == CRT__GUARD_MPROTECT && mprotect(base, page, PROT_NONE) != 0))
         guard = CRT__GUARD_CANARY;
@@ -322,6 +370,8 @@ CRT__INTERN void crt__stack_pool_destroy(crt__stack_pool *p) {
 #if CRT__VALGRIND
         for (unsigned i = 0; i < CRT__STACKS_PER_SLAB; i++) VALGRIND_STACK_DEREGISTER(s->stacks[i].valgrind_id);
 #endif
+        if (s->stacks[0].guard == CRT__GUARD_MPROTECT)
+            crt__fetch_sub(&crt__guard_map_entries, 2 * (long)CRT__STACKS_PER_SLAB, CRT__RELAXED);
         munmap(s->base, s->len);
         CRT_FREE(s);
     }
@@ -329,9 +379,13 @@ CRT__INTERN void crt__stack_pool_destroy(crt__stack_pool *p) {
     pthread_mutex_destroy(&p->lock);
 }
 
-/* True if the canary of a canary-guarded stack is broken. */
-static inline int crt__stack_canary_broken(const crt__stack *st) {
-    return st->guard == CRT__GUARD_CANARY && *(const uint64_t *)st->lo != CRT__CANARY;
+/* True if a canary-guarded stack has overflowed: the task is switching
+ * with its stack pointer (sp) below the stack, or something wrote over the
+ * canary. (A deep frame can step over the canary word without writing it,
+ * which the first test catches while the task is still down there.) */
+static inline int crt__stack_overflowed(const crt__stack *st, const void *sp) {
+    return st->guard == CRT__GUARD_CANARY &&
+           ((const char *)sp < (const char *)st->lo + sizeof(uint64_t) || *(const uint64_t *)st->lo != CRT__CANARY);
 }
 
 /* >>overflow reporting

@@ -120,7 +120,7 @@ CRT__INTERN void crt__waitq_remove(crt__waitq *q, crt__wait_node *n) {
 }
 
 /* >>futex */
-CRT__INTERN int crt__futex_wait(uint32_t *addr, uint32_t expected, crt_time deadline) {
+CRT__INTERN int crt__futex_wait_raw(uint32_t *addr, uint32_t expected, crt_time deadline) {
     struct timespec ts, *tp = NULL;
     if (deadline != CRT_FOREVER) {
         ts.tv_sec = (time_t)(deadline / 1000000000);
@@ -130,6 +130,36 @@ CRT__INTERN int crt__futex_wait(uint32_t *addr, uint32_t expected, crt_time dead
     /* Absolute CLOCK_MONOTONIC deadline: FUTEX_WAIT_BITSET takes one. */
     long r = syscall(SYS_futex, addr, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, expected, tp, NULL, FUTEX_BITSET_MATCH_ANY);
     return r == 0 ? 0 : -errno;
+}
+
+#if defined(__SANITIZE_THREAD__)
+#define CRT__FUTEX_SLICED 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CRT__FUTEX_SLICED 1
+#endif
+#endif
+
+/* Under TSan only: TSan holds back an asynchronous signal that arrives in a
+ * thread sleeping in a raw system call until that thread's next
+ * intercepted call, and the kernel likes to deliver kill()'s signals to a
+ * thread asleep right here (the main thread in crt_run), so a handler —
+ * crt_signal_wait's — would never run. So sleep in slices of 20 ms, each
+ * ending in an intercepted call (clock_gettime) that runs pending handlers.
+ * Callers treat an early 0 as a spurious wake-up, as they must anyway. */
+CRT__INTERN int crt__futex_wait(uint32_t *addr, uint32_t expected, crt_time deadline) {
+#ifdef CRT__FUTEX_SLICED
+    crt_time now = crt__mono_now();
+    if (deadline != CRT_FOREVER && now >= deadline) return -ETIMEDOUT;
+    crt_time slice = now + CRT_MS(20);
+    if (deadline != CRT_FOREVER && deadline < slice) slice = deadline;
+    int r = crt__futex_wait_raw(addr, expected, slice);
+    if (r == -ETIMEDOUT && slice != deadline) r = 0;
+    (void)crt__mono_now(); /* the intercepted call */
+    return r;
+#else
+    return crt__futex_wait_raw(addr, expected, deadline);
+#endif
 }
 
 CRT__INTERN void crt__futex_wake(uint32_t *addr, int n) {

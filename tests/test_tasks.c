@@ -1,0 +1,328 @@
+/* Tasks: spawn, join, detach, abort, shield, yield, errno per task, the
+ * rules of DESIGN §5 "Decisions on the edges", bad input, and shutdown —
+ * each under workers = 1 and workers = 2. */
+#define CRT_IMPLEMENTATION
+#include "check.h"
+#include <pthread.h>
+
+static int nworkers;
+
+/* >>spawn and join */
+static void *echo(void *arg) { return arg; }
+
+static void *t_spawn_join(void *arg) {
+    (void)arg;
+    crt_task *t[64];
+    for (intptr_t i = 0; i < 64; i++) t[i] = crt_spawn(echo, (void *)i);
+    for (intptr_t i = 0; i < 64; i++) {
+        void *r = NULL;
+        CHECK_EQ(crt_join(t[i], &r, CRT_FOREVER), 0);
+        CHECK_EQ((intptr_t)r, i);
+    }
+    /* result may be NULL */
+    CHECK_EQ(crt_join(crt_spawn(echo, NULL), NULL, CRT_FOREVER), 0);
+    CHECK(crt_current() != NULL);
+    return NULL;
+}
+
+/* >>join deadlines leave the handle valid */
+static void *sleepy(void *arg) {
+    crt_sleep((crt_time)(intptr_t)arg);
+    return (void *)7;
+}
+
+static void *t_join_deadline(void *arg) {
+    (void)arg;
+    crt_task *t = crt_spawn(sleepy, (void *)(intptr_t)CRT_MS(50));
+    CHECK_EQ(crt_join(t, NULL, CRT_TRY), -EAGAIN);
+    CHECK_EQ(crt_join(t, NULL, crt_after(CRT_MS(5))), -ETIMEDOUT);
+    void *r = NULL;
+    CHECK_EQ(crt_join(t, &r, CRT_FOREVER), 0);
+    CHECK_EQ((intptr_t)r, 7);
+    return NULL;
+}
+
+/* >>abort */
+static void *report_cancel_at_start(void *arg) {
+    int *seen = (int *)arg;
+    *seen = crt_cancelled();
+    /* Aborted before it started (always so with one worker: the spawner
+     * keeps running) or while it waits here (another worker may start it
+     * first): either way the wait ends with -ECANCELED... */
+    CHECK_EQ(crt_sleep_until(CRT_FOREVER), -ECANCELED);
+    /* ...and from then on every blocking call does, even one that would
+     * not wait. */
+    CHECK_EQ(crt_sleep(0), -ECANCELED);
+    CHECK_EQ(crt_yield(), -ECANCELED);
+    return arg;
+}
+
+static void *wait_forever(void *arg) {
+    (void)arg;
+    return (void *)(intptr_t)crt_sleep_until(CRT_FOREVER);
+}
+
+static void *shielded_cleanup(void *arg) {
+    int *log = (int *)arg;
+    int prev = crt_shield(1);
+    CHECK_EQ(prev, 0);
+    log[0] = crt_sleep(CRT_MS(20));    /* held back: sleeps fully */
+    log[1] = crt_cancelled();          /* 0 while shielded */
+    crt_shield(prev);
+    log[2] = crt_cancelled();          /* the abort takes effect now */
+    log[3] = crt_sleep(CRT_MS(1));
+    return NULL;
+}
+
+static void *t_abort(void *arg) {
+    (void)arg;
+    /* Aborted before it started: it still runs, with the abort pending. */
+    int seen = 0;
+    crt_task *t = crt_spawn(report_cancel_at_start, &seen);
+    crt_abort(t);
+    void *r = NULL;
+    CHECK_EQ(crt_join(t, &r, CRT_FOREVER), 0);
+    CHECK(r == &seen); /* its arg was handed over */
+    if (nworkers == 1) CHECK_EQ(seen, -ECANCELED);
+
+    /* Aborted while blocked. */
+    t = crt_spawn(wait_forever, NULL);
+    crt_sleep(CRT_MS(2));
+    crt_abort(t);
+    crt_abort(t); /* twice is fine */
+    CHECK_EQ(crt_join(t, &r, CRT_FOREVER), 0);
+    CHECK_EQ((intptr_t)r, -ECANCELED);
+
+    /* Shielded: the abort waits for crt_shield(0). */
+    int log[4] = {1, 1, 1, 1};
+    t = crt_spawn(shielded_cleanup, log);
+    crt_sleep(CRT_MS(5));
+    crt_abort(t);
+    CHECK_EQ(crt_join(t, NULL, CRT_FOREVER), 0);
+    CHECK_EQ(log[0], 0);
+    CHECK_EQ(log[1], 0);
+    CHECK_EQ(log[2], -ECANCELED);
+    CHECK_EQ(log[3], -ECANCELED);
+
+    /* Aborting a finished task does nothing; join still works. */
+    t = crt_spawn(echo, (void *)3);
+    crt_sleep(CRT_MS(2));
+    crt_abort(t);
+    CHECK_EQ(crt_join(t, &r, CRT_FOREVER), 0);
+    CHECK_EQ((intptr_t)r, 3);
+    crt_abort(NULL);
+    return NULL;
+}
+
+/* The joiner itself is aborted: -ECANCELED and the handle stays valid. */
+static void *join_then_report(void *arg) {
+    crt_task *target = (crt_task *)arg;
+    return (void *)(intptr_t)crt_join(target, NULL, CRT_FOREVER);
+}
+
+static void *t_abort_joiner(void *arg) {
+    (void)arg;
+    crt_task *target = crt_spawn(sleepy, (void *)(intptr_t)CRT_MS(30));
+    crt_task *joiner = crt_spawn(join_then_report, target);
+    crt_sleep(CRT_MS(3));
+    crt_abort(joiner);
+    void *r = NULL;
+    CHECK_EQ(crt_join(joiner, &r, CRT_FOREVER), 0);
+    CHECK_EQ((intptr_t)r, -ECANCELED);
+    CHECK_EQ(crt_join(target, &r, CRT_FOREVER), 0); /* still valid */
+    CHECK_EQ((intptr_t)r, 7);
+    return NULL;
+}
+
+/* >>detach */
+static long detached_done;
+static void *detached(void *arg) {
+    crt_sleep((crt_time)(intptr_t)arg);
+    __atomic_add_fetch(&detached_done, 1, __ATOMIC_RELAXED);
+    return NULL;
+}
+
+static void *t_detach(void *arg) {
+    (void)arg;
+    detached_done = 0;
+    for (int i = 0; i < 100; i++) crt_detach(crt_spawn(detached, (void *)(intptr_t)(i % 2 ? CRT_MS(1) : 0)));
+    /* detach after it finished, too */
+    crt_task *t = crt_spawn(detached, NULL);
+    crt_sleep(CRT_MS(2));
+    crt_detach(t);
+    crt_detach(NULL);
+    while (__atomic_load_n(&detached_done, __ATOMIC_RELAXED) < 101) crt_sleep(CRT_MS(1));
+    return NULL;
+}
+
+/* >>errno is per task */
+static void *errno_keeper(void *arg) {
+    int mine = (int)(intptr_t)arg;
+    errno = mine;
+    for (int i = 0; i < 100; i++) {
+        crt_yield();
+        CHECK_EQ(errno, mine);
+    }
+    return NULL;
+}
+
+static void *t_errno(void *arg) {
+    (void)arg;
+    crt_task *t[8];
+    for (int i = 0; i < 8; i++) t[i] = crt_spawn(errno_keeper, (void *)(intptr_t)(1000 + i));
+    for (int i = 0; i < 8; i++) CHECK_EQ(crt_join(t[i], NULL, CRT_FOREVER), 0);
+    return NULL;
+}
+
+/* >>bad input */
+static void *t_bad_input(void *arg) {
+    (void)arg;
+    errno = 0;
+    CHECK(crt_spawn(NULL, NULL) == NULL);
+    CHECK_EQ(errno, EINVAL);
+    errno = 0;
+    CHECK(crt_spawn_blocking(NULL, NULL) == NULL);
+    CHECK_EQ(errno, EINVAL);
+    CHECK_EQ(crt_join(NULL, NULL, CRT_FOREVER), -EINVAL);
+    CHECK_EQ(crt_shield(0), 0);
+    return NULL;
+}
+
+static void test_outside(void) {
+    errno = 0;
+    CHECK(crt_spawn(echo, NULL) == NULL);
+    CHECK_EQ(errno, EPERM);
+    CHECK(crt_current() == NULL);
+    CHECK_EQ(crt_cancelled(), 0);
+    CHECK_EQ(crt_yield(), 0);
+    CHECK_EQ(crt_run(NULL, NULL, NULL, NULL), -EINVAL);
+    crt_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.workers = -1;
+    CHECK_EQ(crt_run(&cfg, echo, NULL, NULL), -EINVAL);
+    errno = 0;
+    CHECK(crt_runtime_new(&cfg) == NULL);
+    CHECK_EQ(errno, EINVAL);
+    cfg.workers = 1;
+    cfg.max_blocking_threads = -3;
+    CHECK_EQ(crt_run(&cfg, echo, NULL, NULL), -EINVAL);
+    cfg.max_blocking_threads = 0;
+    cfg.shutdown_timeout = -1;
+    CHECK_EQ(crt_run(&cfg, echo, NULL, NULL), -EINVAL);
+    CHECK_EQ(crt_runtime_block_on(NULL, echo, NULL, NULL), -EINVAL);
+    CHECK_EQ(crt_runtime_shutdown(NULL, CRT_FOREVER), -EINVAL);
+    crt_runtime_free(NULL);
+    /* result and cfg may be NULL */
+    void *r = NULL;
+    CHECK_EQ(crt_run(NULL, echo, (void *)5, &r), 0);
+    CHECK_EQ((intptr_t)r, 5);
+    TEST_LOG("outside a runtime: EPERM, NULLs, bad configs refused");
+}
+
+/* >>shutdown */
+static long cleaned_up;
+static void *cooperative(void *arg) {
+    (void)arg;
+    int r = crt_sleep_until(CRT_FOREVER);
+    CHECK_EQ(r, -ECANCELED);
+    __atomic_add_fetch(&cleaned_up, 1, __ATOMIC_RELAXED);
+    return NULL;
+}
+
+static void *leave_tasks_behind(void *arg) {
+    (void)arg;
+    for (int i = 0; i < 50; i++) crt_detach(crt_spawn(cooperative, NULL));
+    crt_sleep(CRT_MS(2));
+    return NULL;
+}
+
+static void *stubborn(void *arg) {
+    (void)arg;
+    crt_shield(1);
+    crt_sleep(CRT_MS(300)); /* ignores the abort for a while */
+    return NULL;
+}
+
+static void *leave_a_stubborn_task(void *arg) {
+    (void)arg;
+    crt_detach(crt_spawn(stubborn, NULL));
+    crt_yield();
+    return NULL;
+}
+
+static void test_shutdown(int workers) {
+    cleaned_up = 0;
+    test_run(workers, leave_tasks_behind, NULL); /* checks no leak */
+    CHECK_EQ(cleaned_up, 50);
+
+    /* A task that does not cooperate in time: -ETIMEDOUT, and main's
+     * result is still stored. */
+    crt_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.workers = workers;
+    cfg.shutdown_timeout = CRT_MS(20);
+    CHECK_EQ(crt_run(&cfg, leave_a_stubborn_task, NULL, NULL), -ETIMEDOUT);
+
+    /* A runtime used in several steps. */
+    crt_runtime *rt = crt_runtime_new(&cfg);
+    CHECK(rt != NULL);
+    void *r = NULL;
+    CHECK_EQ(crt_runtime_block_on(rt, echo, (void *)1, &r), 0);
+    CHECK_EQ((intptr_t)r, 1);
+    CHECK_EQ(crt_runtime_block_on(rt, echo, (void *)2, &r), 0);
+    CHECK_EQ((intptr_t)r, 2);
+    CHECK_EQ(crt_runtime_shutdown(rt, crt_after(CRT_SEC(5))), 0);
+    CHECK_EQ(crt_runtime_block_on(rt, echo, NULL, NULL), -EPIPE);
+    crt_runtime_free(rt);
+}
+
+/* >>several runtimes at once */
+static void *nested_other(void *arg) {
+    (void)arg;
+    crt_task *t = crt_spawn(echo, (void *)9);
+    void *r = NULL;
+    CHECK_EQ(crt_join(t, &r, CRT_FOREVER), 0);
+    return r;
+}
+
+static void *run_other_runtime(void *arg) {
+    (void)arg;
+    void *r = NULL;
+    crt_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.workers = 2;
+    CHECK_EQ(crt_run(&cfg, nested_other, NULL, &r), 0);
+    return r;
+}
+
+static void test_two_runtimes(void) {
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++) CHECK_EQ(pthread_create(&th[i], NULL, run_other_runtime, NULL), 0);
+    for (int i = 0; i < 3; i++) {
+        void *r = NULL;
+        pthread_join(th[i], &r);
+        CHECK_EQ((intptr_t)r, 9);
+    }
+    TEST_LOG("three runtimes at once on three threads: ok");
+}
+
+static void run_all(int workers) {
+    nworkers = workers;
+    test_run(workers, t_spawn_join, NULL);
+    test_run(workers, t_join_deadline, NULL);
+    test_run(workers, t_abort, NULL);
+    test_run(workers, t_abort_joiner, NULL);
+    test_run(workers, t_detach, NULL);
+    test_run(workers, t_errno, NULL);
+    test_run(workers, t_bad_input, NULL);
+    test_shutdown(workers);
+    TEST_LOG("tasks, workers=%d: ok", workers);
+}
+
+int main(void) {
+    test_outside();
+    run_all(1);
+    run_all(2);
+    test_two_runtimes();
+    return 0;
+}
