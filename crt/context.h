@@ -121,8 +121,15 @@ void crt__ctx_trampoline(void);
 /* >>assembly: x86-64 System V */
 #if !defined(CRT_CONTEXT_UCONTEXT) && defined(__x86_64__)
 #ifdef CRT_FP_CONTROL
+/* Storing the control words is cheap; loading them is not (ldmxcsr and
+ * fldcw serialise), and two tasks nearly always hold the same words: load
+ * only when they differ. Each word is compared at the width it was stored
+ * with, so the reads are forwarded from the stores just made. */
 #define CRT__X64_SAVE_FP "stmxcsr 24(%0)\n\tfnstcw 28(%0)\n\t"
-#define CRT__X64_LOAD_FP "ldmxcsr 24(%1)\n\tfldcw 28(%1)\n\t"
+#define CRT__X64_LOAD_FP                                                              \
+    "movl 24(%1), %%eax\n\tcmpl 24(%0), %%eax\n\tje 2f\n\tldmxcsr 24(%1)\n"         \
+    "2:\n\tmovzwl 28(%1), %%eax\n\tcmpw 28(%0), %%ax\n\tje 3f\n\tfldcw 28(%1)\n" \
+    "3:\n\t"
 #else
 #define CRT__X64_SAVE_FP ""
 #define CRT__X64_LOAD_FP ""
@@ -193,8 +200,9 @@ CRT__INTERN void crt__ctx_make(crt__ctx *c, void *lo, size_t size, void (*entry)
 /* >>assembly: AArch64 (AAPCS64) */
 #if !defined(CRT_CONTEXT_UCONTEXT) && defined(__aarch64__)
 #ifdef CRT_FP_CONTROL
+/* Writing FPCR may synchronise the FP unit: only when the words differ. */
 #define CRT__A64_SAVE_FP "mrs x10, fpcr\n\tstr x10, [%0, #24]\n\t"
-#define CRT__A64_LOAD_FP "ldr x10, [%1, #24]\n\tmsr fpcr, x10\n\t"
+#define CRT__A64_LOAD_FP "ldr x11, [%1, #24]\n\tcmp x10, x11\n\tb.eq 2f\n\tmsr fpcr, x11\n2:\n\t"
 #else
 #define CRT__A64_SAVE_FP ""
 #define CRT__A64_LOAD_FP ""

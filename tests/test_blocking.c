@@ -49,7 +49,7 @@ static void *t_pool(void *arg) {
     CHECK_EQ(done_jobs, 12);
     CHECK(peak <= max);
     CHECK(peak >= 2);      /* they did run in parallel */
-    CHECK(ticks >= 10);    /* the worker kept serving while we were joined */
+    CHECK(__atomic_load_n(&ticks, __ATOMIC_RELAXED) >= 10); /* the worker kept serving while we were joined */
     __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
     CHECK_EQ(crt_join(tick, NULL, CRT_FOREVER), 0);
     return NULL;

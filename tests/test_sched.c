@@ -70,7 +70,8 @@ static void *yielder(void *arg) {
     for (int i = 0; i < n; i++) {
         /* a little work between yields */
         volatile int x = 0;
-        for (int k = 0; k < 50; k++) x += k;
+        for (int k = 0; k < 50; k++) x = x + k;
+        (void)x;
         CHECK_EQ(crt_yield(), 0);
         if (i % 10 == 0) note_thread();
     }
