@@ -265,11 +265,18 @@ typedef struct crt__runq {
     crt_task *slots[CRT__RUNQ_SIZE]; /* atomic (relaxed): thieves read while the owner writes */
 } crt__runq;
 
+/* A heap entry keeps its deadline beside the pointer: sifting compares
+ * only this array, never the timers (each on some task's stack, cold). */
+typedef struct crt__heap_item {
+    crt_time deadline;
+    crt__timer *timer;
+} crt__heap_item;
+
 typedef struct crt__timer_heap {
     uint32_t lock;
     uint32_t len, cap;
-    crt__timer **items;
-    crt_time earliest;            /* atomic mirror of items[0]->deadline, CRT_FOREVER if empty */
+    crt__heap_item *items;
+    crt_time earliest;            /* atomic mirror of items[0].deadline, CRT_FOREVER if empty */
 } crt__timer_heap;
 
 /* The injection queue: a ring of task pointers under a lock (moving a
@@ -677,7 +684,10 @@ static inline uint32_t crt__runq_len(crt__runq *q) {
 CRT__INTERN void crt__inject(crt_runtime *rt, crt_task *const *tasks, uint64_t n);
 
 /* The queue is full: move half of it and t to the injection queue. */
-CRT__INTERN int crt__runq_push_overflow(crt__worker *w, crt_task *t, uint32_t head, uint32_t tail) {
+/* Not inlined: its batch array (1 KiB) would otherwise sit in the frames of
+ * the hot paths that push (every park goes through one), and a parked task
+ * should need one page of stack. */
+CRT__NOINLINE CRT__INTERN int crt__runq_push_overflow(crt__worker *w, crt_task *t, uint32_t head, uint32_t tail) {
     crt__runq *q = &w->runq;
     uint32_t n = (tail - head) / 2;
     crt_task *batch[CRT__RUNQ_SIZE / 2 + 1];
@@ -892,55 +902,54 @@ CRT__INTERN int crt__transition_from_parked(crt__worker *w) {
 
 /* >>timers: one 4-ary min-heap of deadlines per worker, under its lock -------- */
 
-static inline int crt__timer_before(crt__timer *a, crt__timer *b) { return a->deadline < b->deadline; }
-
-CRT__INTERN void crt__heap_place(crt__timer_heap *h, uint32_t i, crt__timer *t) {
-    h->items[i] = t;
-    t->index = i;
+static inline void crt__heap_place(crt__timer_heap *h, uint32_t i, crt__heap_item it) {
+    h->items[i] = it;
+    it.timer->index = i;
 }
 
 CRT__INTERN void crt__heap_sift_up(crt__timer_heap *h, uint32_t i) {
-    crt__timer *t = h->items[i];
+    crt__heap_item it = h->items[i];
     while (i > 0) {
         uint32_t parent = (i - 1) / 4;
-        if (!crt__timer_before(t, h->items[parent])) break;
+        if (it.deadline >= h->items[parent].deadline) break;
         crt__heap_place(h, i, h->items[parent]);
         i = parent;
     }
-    crt__heap_place(h, i, t);
+    crt__heap_place(h, i, it);
 }
 
 CRT__INTERN void crt__heap_sift_down(crt__timer_heap *h, uint32_t i) {
-    crt__timer *t = h->items[i];
+    crt__heap_item it = h->items[i];
     for (;;) {
         uint32_t first = 4 * i + 1, best = i;
-        crt__timer *bt = t;
-        for (uint32_t c = first; c < first + 4 && c < h->len; c++) {
-            if (crt__timer_before(h->items[c], bt)) {
+        crt_time bd = it.deadline;
+        uint32_t end = first + 4 < h->len ? first + 4 : h->len;
+        for (uint32_t c = first; c < end; c++) {
+            if (h->items[c].deadline < bd) {
                 best = c;
-                bt = h->items[c];
+                bd = h->items[c].deadline;
             }
         }
         if (best == i) break;
-        crt__heap_place(h, i, bt);
+        crt__heap_place(h, i, h->items[best]);
         i = best;
     }
-    crt__heap_place(h, i, t);
+    crt__heap_place(h, i, it);
 }
 
 static inline void crt__heap_publish(crt__timer_heap *h) {
     /* Relaxed: a hint for idle workers choosing their sleep; the lock
      * orders the heap itself. */
-    crt__store(&h->earliest, h->len ? h->items[0]->deadline : CRT_FOREVER, CRT__RELAXED);
+    crt__store(&h->earliest, h->len ? h->items[0].deadline : CRT_FOREVER, CRT__RELAXED);
 }
 
 CRT__INTERN void crt__heap_remove_at(crt__timer_heap *h, uint32_t i) {
-    crt__timer *last = h->items[--h->len];
+    crt__heap_item last = h->items[--h->len];
     /* t->heap is left to the caller: it is the signal that the remover is
      * done with t (see crt__timers_fire). */
     if (i < h->len) {
         crt__heap_place(h, i, last);
-        if (i > 0 && crt__timer_before(last, h->items[(i - 1) / 4])) crt__heap_sift_up(h, i);
+        if (i > 0 && last.deadline < h->items[(i - 1) / 4].deadline) crt__heap_sift_up(h, i);
         else crt__heap_sift_down(h, i);
     }
 }
@@ -951,7 +960,7 @@ CRT__INTERN int crt__timer_arm(crt__timer_heap *h, crt__timer *t, crt_time deadl
     crt__lock_acquire(&h->lock);
     if (h->len == h->cap) {
         uint32_t cap = h->cap ? h->cap * 2 : 64;
-        crt__timer **items = (crt__timer **)CRT_MALLOC(cap * sizeof *items);
+        crt__heap_item *items = (crt__heap_item *)CRT_MALLOC(cap * sizeof *items);
         if (!items) {
             crt__lock_release(&h->lock);
             return -ENOMEM;
@@ -962,7 +971,8 @@ CRT__INTERN int crt__timer_arm(crt__timer_heap *h, crt__timer *t, crt_time deadl
         h->cap = cap;
     }
     t->heap = h;
-    h->items[h->len] = t;
+    h->items[h->len].deadline = deadline;
+    h->items[h->len].timer = t;
     t->index = h->len++;
     crt__heap_sift_up(h, t->index);
     crt__heap_publish(h);
@@ -1001,8 +1011,8 @@ CRT__INTERN unsigned crt__timers_fire(crt__timer_heap *h, crt_time now) {
     unsigned n = 0, total = 0;
     for (;;) {
         crt__lock_acquire(&h->lock);
-        while (h->len && h->items[0]->deadline <= now && n < 64) {
-            crt__timer *t = h->items[0];
+        while (h->len && h->items[0].deadline <= now && n < 64) {
+            crt__timer *t = h->items[0].timer;
             crt__heap_remove_at(h, 0);
             crt__waiter *w = CRT__WAITER_OF_TIMER(t);
             if (crt__waiter_claim(w)) {
@@ -1015,7 +1025,7 @@ CRT__INTERN unsigned crt__timers_fire(crt__timer_heap *h, crt_time now) {
              * once, and its waiter (claimed by another) may be gone. */
             crt__store(&t->heap, (crt__timer_heap *)NULL, CRT__RELEASE);
         }
-        int more = h->len && h->items[0]->deadline <= now;
+        int more = h->len && h->items[0].deadline <= now;
         crt__heap_publish(h);
         crt__lock_release(&h->lock);
         for (unsigned i = 0; i < n; i++) crt__waiter_wake_to(won[i], 0);
@@ -1694,6 +1704,8 @@ CRT__NOIPA static void crt__worker_loop(crt__worker *w, crt__until_fn until, voi
             continue;
         }
         if (crt__auto_advance(w)) continue;
+        /* Nothing to do: a good moment to hand idle stack memory back. */
+        if (crt__stack_pool_trim(&rt->stacks, CRT__STACK_KEEP_WARM, CRT__STACK_TRIM_BATCH)) continue;
         if (!crt__transition_to_parked(w)) continue;
         for (;;) {
             crt_time d = crt__rt_to_real(rt, crt__timers_earliest(rt));
@@ -1848,7 +1860,10 @@ CRT__INTERN int crt__join_wait(crt_task *t, crt_time deadline) {
     crt__lock_release(&t->done_lock);
     if (f & CRT__T_FINISHED) return 0;
     int r = crt__waiter_wait(&w, deadline);
-    if (node.linked) {
+    /* Not `if (node.linked)`: that is not ours to read without the lock —
+     * after a timeout the finisher may be unlinking the node right now and
+     * then reads it once more. Unless it won (index 0), take the lock. */
+    if (w.index < 0) {
         crt__lock_acquire(&t->done_lock);
         crt__waitq_remove(&t->done_q, &node);
         crt__lock_release(&t->done_lock);

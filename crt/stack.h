@@ -2,8 +2,12 @@
  *
  * Stacks are carved from slab mappings (MAP_NORESERVE: address space only,
  * pages committed by the kernel on first touch and never zeroed by crt),
- * kept in a per-worker cache for reuse and handed back to the kernel
- * (MADV_DONTNEED) once a worker holds more than CRT__STACK_CACHE of them.
+ * kept for reuse in a per-worker cache and, beyond it, in the runtime's
+ * pool with their pages still committed ("warm"). Memory goes back to the
+ * kernel (MADV_DONTNEED) when a worker is idle: it trims the pool's oldest
+ * warm stacks above CRT__STACK_KEEP_WARM, a batch at a time. A burst of
+ * 100,000 tasks therefore does not cost 100,000 system calls and page
+ * faults while it runs, and its memory is returned once things calm down.
  * A stack's slot is its whole address space, guard page included: the
  * default 256 KiB slot gives a task 252 KiB.
  *
@@ -53,7 +57,9 @@
 #define CRT__STACK_DEFAULT ((size_t)256 * 1024)
 #define CRT__STACK_MIN ((size_t)16 * 1024)
 #define CRT__STACK_MAX ((size_t)1 << 30)
-#define CRT__STACK_CACHE 64        /* stacks a worker keeps committed */
+#define CRT__STACK_CACHE 64        /* stacks a worker keeps for itself */
+#define CRT__STACK_KEEP_WARM 256   /* warm stacks the pool keeps when idle */
+#define CRT__STACK_TRIM_BATCH 64   /* stacks trimmed per idle moment */
 #define CRT__STACKS_PER_SLAB 64
 #define CRT__CANARY UINT64_C(0x6372742d63616e61) /* "crt-cana" */
 
@@ -69,6 +75,7 @@ typedef struct crt__stack {
     void *lo;                  /* lowest usable byte, just above the guard */
     size_t size;               /* usable bytes */
     struct crt__stack *next;   /* free-list link */
+    struct crt__stack *prev;   /* warm list: the other way */
     unsigned valgrind_id;
     int own_mapping;           /* mapped alone (custom size): unmapped on free */
 } crt__stack;
@@ -89,8 +96,10 @@ typedef struct crt__stack_cache {
 typedef struct crt__stack_pool {
     size_t slot;               /* address space per stack, guard included */
     unsigned guard_mode;       /* CRT__GUARD_AUTO or the forced mode */
-    pthread_mutex_t lock;      /* guards free and slabs */
-    crt__stack *free;
+    pthread_mutex_t lock;      /* guards the lists and slabs */
+    crt__stack *free;          /* cold: never used, or trimmed */
+    crt__stack *warm_head, *warm_tail; /* freed with pages committed; newest first */
+    size_t nwarm;
     crt__stack_slab *slabs;
 } crt__stack_pool;
 
@@ -129,7 +138,27 @@ CRT__INTERN void crt__stack_pool_init(crt__stack_pool *p, size_t slot) {
     p->guard_mode = crt__stack_forced_guard();
     pthread_mutex_init(&p->lock, NULL);
     p->free = NULL;
+    p->warm_head = p->warm_tail = NULL;
+    p->nwarm = 0;
     p->slabs = NULL;
+}
+
+/* Warm list: lock held. */
+CRT__INTERN void crt__stack_warm_push(crt__stack_pool *p, crt__stack *st) {
+    st->prev = NULL;
+    st->next = p->warm_head;
+    if (p->warm_head) p->warm_head->prev = st;
+    else p->warm_tail = st;
+    p->warm_head = st;
+    p->nwarm++;
+}
+
+CRT__INTERN void crt__stack_warm_unlink(crt__stack_pool *p, crt__stack *st) {
+    if (st->prev) st->prev->next = st->next;
+    else p->warm_head = st->next;
+    if (st->next) st->next->prev = st->prev;
+    else p->warm_tail = st->prev;
+    p->nwarm--;
 }
 
 /* >>map counting: the mprotect path stays well below vm.max_map_count */
@@ -143,7 +172,10 @@ CRT__INTERN long crt__read_long_file(const char *path, long fallback) {
     return v;
 }
 
-CRT__INTERN long crt__map_count(void) {
+/* Not inlined: its 4 KiB buffer would otherwise land in the frame of
+ * crt__task_prepare_slow, which runs on a parking task's stack — and a
+ * parked task should need one page of stack. */
+CRT__NOINLINE CRT__INTERN long crt__map_count(void) {
     FILE *f = fopen("/proc/self/maps", "r");
     if (!f) return -1;
     long n = 0;
@@ -276,6 +308,20 @@ CRT__INTERN crt__stack *crt__stack_alloc(crt__stack_pool *p, crt__stack_cache *c
         return st;
     }
     pthread_mutex_lock(&p->lock);
+    /* Warm stacks first (newest: likeliest in cache), then cold ones. */
+    if (p->warm_head) {
+        st = p->warm_head;
+        crt__stack_warm_unlink(p, st);
+        for (unsigned i = 0; i < 8 && p->warm_head; i++) {
+            crt__stack *more = p->warm_head;
+            crt__stack_warm_unlink(p, more);
+            more->next = c->head;
+            c->head = more;
+            c->count++;
+        }
+        pthread_mutex_unlock(&p->lock);
+        return st;
+    }
     if (!p->free && crt__stack_slab_new(p) < 0) {
         pthread_mutex_unlock(&p->lock);
         return NULL;
@@ -327,8 +373,8 @@ CRT__INTERN void crt__stack_unmap(crt__stack *st) {
     CRT_FREE(st);
 }
 
-/* Gives a stack back: to the worker's cache, or beyond its cap with the
- * memory returned to the kernel, to the pool. */
+/* Gives a stack back: to the worker's cache, or beyond its cap to the
+ * pool's warm list (pages still committed; see crt__stack_pool_trim). */
 CRT__INTERN void crt__stack_free(crt__stack_pool *p, crt__stack_cache *c, crt__stack *st) {
     if (st->own_mapping) {
         crt__stack_unmap(st);
@@ -340,14 +386,36 @@ CRT__INTERN void crt__stack_free(crt__stack_pool *p, crt__stack_cache *c, crt__s
         c->count++;
         return;
     }
-    /* The top page stays: it is touched again first. */
-    size_t page = crt__page_size();
-    if (st->size > page) madvise(st->lo, st->size - page, MADV_DONTNEED);
-    if (st->guard == CRT__GUARD_CANARY) *(uint64_t *)st->lo = CRT__CANARY;
     pthread_mutex_lock(&p->lock);
-    st->next = p->free;
-    p->free = st;
+    crt__stack_warm_push(p, st);
     pthread_mutex_unlock(&p->lock);
+}
+
+/* Hands memory back: the oldest warm stacks above `keep` lose their pages
+ * (MADV_DONTNEED; the top page stays, it is the first touched on reuse),
+ * at most `batch` of them. Called by a worker with nothing else to do.
+ * Returns how many it trimmed. */
+CRT__INTERN unsigned crt__stack_pool_trim(crt__stack_pool *p, size_t keep, unsigned batch) {
+    /* Racy peek: a stale count only delays or skips one trim. */
+    if (crt__load(&p->nwarm, CRT__RELAXED) <= keep) return 0;
+    size_t page = crt__page_size();
+    unsigned done = 0;
+    while (done < batch) {
+        pthread_mutex_lock(&p->lock);
+        crt__stack *st = p->nwarm > keep ? p->warm_tail : NULL;
+        if (st) crt__stack_warm_unlink(p, st);
+        pthread_mutex_unlock(&p->lock);
+        if (!st) break;
+        /* Unlinked: nobody can take it while we trim it. */
+        if (st->size > page) madvise(st->lo, st->size - page, MADV_DONTNEED);
+        if (st->guard == CRT__GUARD_CANARY) *(uint64_t *)st->lo = CRT__CANARY;
+        pthread_mutex_lock(&p->lock);
+        st->next = p->free;
+        p->free = st;
+        pthread_mutex_unlock(&p->lock);
+        done++;
+    }
+    return done;
 }
 
 /* Moves a worker's cache back to the pool (the worker is stopping). */
