@@ -150,7 +150,8 @@ CRT__INTERN void crt__stack_warm_push(crt__stack_pool *p, crt__stack *st) {
     if (p->warm_head) p->warm_head->prev = st;
     else p->warm_tail = st;
     p->warm_head = st;
-    p->nwarm++;
+    /* Relaxed store (under the lock): crt__stack_pool_trim peeks without it. */
+    crt__store(&p->nwarm, p->nwarm + 1, CRT__RELAXED);
 }
 
 CRT__INTERN void crt__stack_warm_unlink(crt__stack_pool *p, crt__stack *st) {
@@ -158,7 +159,8 @@ CRT__INTERN void crt__stack_warm_unlink(crt__stack_pool *p, crt__stack *st) {
     else p->warm_head = st->next;
     if (st->next) st->next->prev = st->prev;
     else p->warm_tail = st->prev;
-    p->nwarm--;
+    /* Relaxed store (under the lock): crt__stack_pool_trim peeks without it. */
+    crt__store(&p->nwarm, p->nwarm - 1, CRT__RELAXED);
 }
 
 /* >>map counting: the mprotect path stays well below vm.max_map_count */
