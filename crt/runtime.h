@@ -48,7 +48,8 @@ typedef struct crt_group crt_group;
 /* Internal: a group as the runtime sees it. crt/group.h's crt_group starts
  * with this, so crt_spawn_with can attach a task without knowing groups. */
 typedef struct crt__group_hdr {
-    int (*attach)(crt_group *g, crt_task *t);
+    int (*attach)(crt_group *g, crt_task *t);  /* at spawn, before the task is queued */
+    void (*on_finish)(crt_task *t);            /* on the worker that finished it */
 } crt__group_hdr;
 
 /* A task's function: it gets the spawner's arg; what it returns is handed
@@ -247,15 +248,16 @@ struct CRT__ALIGNED(CRT__CACHELINE) crt_task {
     unsigned last_worker;
     /* line 1: defaults while unused */
     uint32_t done_lock;           /* guards done_q */
-    uint32_t group_state;
+    uint32_t stack_pages;         /* 0: the runtime's size; else a mapping of its own */
     crt__waitq done_q;            /* join, select and group waiters */
     struct crt__worker *home;     /* pinned: the worker that first ran it */
     const char *name;
-    size_t stack_slot;            /* 0: the runtime's size; else a mapping of its own */
-    crt_group *group;             /* crt/group.h: its links and hook */
+    crt_group *group;             /* crt/group.h: its links; the hooks are in its header */
     struct crt_task *gnext, *gprev;
-    void (*on_finish)(struct crt_task *t);
 };
+
+/* Two cache lines: a parked task costs its stack page and this. */
+typedef char crt__task_size_check[sizeof(struct crt_task) == 2 * CRT__CACHELINE ? 1 : -1];
 
 /* A worker's bounded local run queue (Go's runq): the owner pushes at tail,
  * the owner and thieves take from head with a CAS. */
@@ -527,11 +529,9 @@ CRT__INTERN crt_task *crt__task_alloc(crt_runtime *rt, crt__worker *w) {
 CRT__INTERN void crt__task_reset_custom(crt_task *t) {
     t->home = NULL;
     t->name = NULL;
-    t->stack_slot = 0;
+    t->stack_pages = 0;
     t->group = NULL;
     t->gnext = t->gprev = NULL;
-    t->on_finish = NULL;
-    t->group_state = 0;
     t->pinned = 0;
     t->blocking = 0;
 }
@@ -1170,7 +1170,8 @@ CRT__INTERN void crt__task_entry(void *arg);
 
 /* Gives t a stack and a context the first time it runs. 0 or -ENOMEM. */
 CRT__INTERN int crt__task_prepare_slow(crt__worker *w, crt_task *t) {
-    crt__stack *st = t->stack_slot ? crt__stack_map(t->stack_slot) : crt__stack_alloc(&w->rt->stacks, &w->stacks);
+    crt__stack *st = t->stack_pages ? crt__stack_map((size_t)t->stack_pages * crt__page_size())
+                                    : crt__stack_alloc(&w->rt->stacks, &w->stacks);
     if (!st) return -ENOMEM;
     t->stack = st;
     crt__ctx_init(&st->ctx, st->lo, st->size);
@@ -1198,7 +1199,9 @@ static inline void crt__task_finish(crt__worker *w, crt_task *t) {
     }
     /* Relaxed: only the owner writes it; readers want a count, not an order. */
     crt__store(&w->exited, w->exited + 1, CRT__RELAXED);
-    if (CRT__UNLIKELY(t->on_finish != NULL)) t->on_finish(t);
+    /* Relaxed: CUSTOM was set before the task was published. */
+    if (CRT__UNLIKELY(crt__load(&t->flags, CRT__RELAXED) & CRT__T_CUSTOM) && t->group)
+        ((crt__group_hdr *)t->group)->on_finish(t);
     crt_runtime *rt = w->rt;
     crt__task_complete(t);
     /* Acquire: a shutdown that started before we finished wants to know. */
@@ -1790,7 +1793,7 @@ CRT__INTERN crt_task *crt__spawn_in(crt_runtime *rt, const crt_spawn_opts *o, cr
     if (o) {
         crt__store(&t->flags, (uint32_t)(CRT__T_LIVE | CRT__T_CUSTOM), CRT__RELAXED);
         t->name = o->name;
-        t->stack_slot = slot;
+        t->stack_pages = (uint32_t)(slot / crt__page_size());
         t->pinned = o->pinned != 0;
         if (o->group) {
             int r = ((crt__group_hdr *)o->group)->attach(o->group, t);
