@@ -106,6 +106,7 @@ CRT_API int *crt_errno_location(void);
 #define CRT__LIKELY(x) __builtin_expect(!!(x), 1)
 #define CRT__UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define CRT__NOINLINE __attribute__((noinline))
+#define CRT__HOT_INLINE __attribute__((always_inline)) inline
 #if defined(__clang__)
 #define CRT__OPAQUE __attribute__((noinline)) /* clang never clones */
 #else

@@ -397,11 +397,23 @@ struct crt_runtime {
 static __thread crt__worker *crt__tls_worker_v;
 static __thread crt_runtime *crt__tls_blocking_rt;
 
+#if defined(__x86_64__) && (defined(__PIE__) || !defined(__PIC__)) && !CRT__TSAN
+/* In an executable the variable sits at a fixed offset from %fs: a
+ * volatile asm load re-reads it on every call — on whichever thread runs
+ * it then — and costs no call. (Shared libraries, and TSan, which must
+ * see the access, take the opaque function below.) */
+static inline crt__worker *crt__worker_tls(void) {
+    crt__worker *w;
+    __asm__ __volatile__("movq %%fs:crt__tls_worker_v@tpoff, %0" : "=r"(w));
+    return w;
+}
+#else
 CRT__OPAQUE static crt__worker *crt__worker_tls(void) {
     crt__worker *w = crt__tls_worker_v;
     crt__compiler_barrier();
     return w;
 }
+#endif
 
 CRT__OPAQUE static void crt__worker_tls_set(crt__worker *w) {
     crt__tls_worker_v = w;
@@ -1141,7 +1153,7 @@ CRT__INTERN void crt__schedule_on(crt_runtime *rt, crt__worker *w, crt_task *t, 
 /* The next task this worker runs without going through its scheduler
  * loop, or NULL: the loop then looks at the shared queues, timers and I/O
  * (every CRT__FAIR_INTERVAL ticks at the latest, so nothing starves). */
-static inline crt_task *crt__next_local(crt__worker *w) {
+static CRT__HOT_INLINE crt_task *crt__next_local(crt__worker *w) {
     if (CRT__UNLIKELY(--w->fair_countdown == 0)) {
         w->fair_countdown = CRT__FAIR_INTERVAL;
         w->fair_due = 1;
@@ -1214,7 +1226,7 @@ static inline void crt__task_finish(crt__worker *w, crt_task *t) {
 /* Runs the action the previous context left for the task it switched away
  * from: now that its registers are saved, it may be made runnable, parked
  * or released. Every context calls this first thing after a switch. */
-static inline void crt__after_switch(crt__worker *w) {
+static CRT__HOT_INLINE void crt__after_switch(crt__worker *w) {
     crt_task *prev = w->prev;
     if (!prev) return;
     w->prev = NULL;
@@ -1249,7 +1261,7 @@ static inline void crt__switch_away(crt__worker *w, crt_task *self, crt_task *ne
 }
 
 /* The next runnable task with its stack ready, or NULL. */
-static inline crt_task *crt__next_ready(crt__worker *w) {
+static CRT__HOT_INLINE crt_task *crt__next_ready(crt__worker *w) {
     crt_task *t = crt__next_local(w);
     if (t && CRT__UNLIKELY(crt__task_prepare(w, t) < 0)) {
         /* No memory for its stack: let the scheduler loop retry later. */
@@ -1260,8 +1272,8 @@ static inline crt_task *crt__next_ready(crt__worker *w) {
 }
 
 /* The current task (self, running on w) leaves the CPU; returns when it
- * runs again, perhaps on another worker. */
-static inline void crt__suspend(crt__worker *w, crt_task *self, int action, uint64_t park_expected) {
+ * runs again, perhaps on another worker — the one it returns. */
+static CRT__HOT_INLINE crt__worker *crt__suspend(crt__worker *w, crt_task *self, int action, uint64_t park_expected) {
     self->stack->saved_errno = *w->errno_loc;
     w->prev_park = park_expected;
     crt_task *next = crt__next_ready(w);
@@ -1270,6 +1282,7 @@ static inline void crt__suspend(crt__worker *w, crt_task *self, int action, uint
     w = crt__worker_tls();
     crt__after_switch(w);
     *w->errno_loc = self->stack->saved_errno;
+    return w;
 }
 
 CRT__INTERN void crt__task_entry(void *arg) {
@@ -1493,7 +1506,7 @@ CRT__NOIPA CRT__UNUSED static int crt__waiter_wait(crt__waiter *w, crt_time dead
             crt__cas(&t->park, &expect, (v & ~(uint64_t)3) | CRT__WAITING, CRT__ACQ_REL, CRT__ACQUIRE);
             continue;
         }
-        crt__suspend(crt__worker_tls(), t, CRT__ACT_PARK, v);
+        wk = crt__suspend(wk, t, CRT__ACT_PARK, v);
     }
 done:
     if (deadline != CRT_FOREVER) crt__timer_cancel(&w->timer);

@@ -105,7 +105,7 @@ typedef struct fifo_arg {
 
 static void *fifo_locker(void *p) {
     fifo_arg *a = (fifo_arg *)p;
-    a->rc = crt_mutex_lock(a->m, a->deadline);
+    __atomic_store_n(&a->rc, crt_mutex_lock(a->m, a->deadline), __ATOMIC_RELEASE); /* polled by fifo() */
     if (a->rc == 0) {
         a->order[(*a->norder)++] = a->id;
         crt_yield(); /* hold it across a switch */
@@ -138,9 +138,14 @@ static void *fifo(void *arg) {
     crt_abort(t[5]);
     settle();
     CHECK_EQ(a[5].rc, -ECANCELED);
-    crt_sleep(CRT_MS(40)); /* 3 and 7 time out in the queue */
-    CHECK_EQ(a[3].rc, -ETIMEDOUT);
-    CHECK_EQ(a[7].rc, -ETIMEDOUT);
+    /* 3 and 7 time out in the queue (wait for them to have run: a loaded
+     * machine may take a while to get to them after their deadline). */
+    crt_time give_up = crt_after(CRT_SEC(10));
+    while ((__atomic_load_n(&a[3].rc, __ATOMIC_ACQUIRE) == 1 || __atomic_load_n(&a[7].rc, __ATOMIC_ACQUIRE) == 1) &&
+           crt_now() < give_up)
+        crt_sleep(CRT_MS(5));
+    CHECK_EQ(__atomic_load_n(&a[3].rc, __ATOMIC_ACQUIRE), -ETIMEDOUT);
+    CHECK_EQ(__atomic_load_n(&a[7].rc, __ATOMIC_ACQUIRE), -ETIMEDOUT);
     crt_mutex_unlock(&m);
     /* Handed to 0 at once: a newcomer cannot barge in. */
     CHECK_EQ(crt_mutex_lock(&m, CRT_TRY), -EAGAIN);

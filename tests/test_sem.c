@@ -158,7 +158,9 @@ static void *fifo(void *arg) {
     /* A head that times out lets the ones behind it in. */
     norder = 0;
     crt_sem_release(&s, 2);
-    fifo_arg head = {&s, 10, 3, order, &norder, crt_after(CRT_MS(30)), 1};
+    /* Long enough that a slow (TSan, loaded) run still checks before it
+     * expires; the join below waits for it either way. */
+    fifo_arg head = {&s, 10, 3, order, &norder, crt_after(CRT_MS(400)), 1};
     fifo_arg behind = {&s, 2, 4, order, &norder, CRT_FOREVER, 1};
     CHECK_EQ(crt_sem_acquire(&s, 2, CRT_TRY), 0); /* nobody queued yet: fine */
     crt_sem_release(&s, 2);
