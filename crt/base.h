@@ -63,8 +63,9 @@ CRT_API crt_time crt_after(crt_time duration);
 
 /* >>errors -------------------------------------------------------------- */
 
-/* Names a negative errno returned by crt ("deadline passed", ...); also
- * accepts positive values. Never NULL. Task or plain thread. */
+/* Names a negative errno returned by crt ("deadline passed", ...), and any
+ * other errno a system call passed through (libc's name); also accepts
+ * positive values. Never NULL. Task or plain thread. */
 CRT_API const char *crt_strerror(int err);
 
 /* >>errno ----------------------------------------------------------------
@@ -76,6 +77,9 @@ CRT_API const char *crt_strerror(int err);
  * call afresh each time. Define CRT_NO_ERRNO_WRAP to keep glibc's errno
  * (then read errno only right after the call that set it, before any
  * blocking call). */
+/* The calling thread's errno, looked up afresh at every call (which is the
+ * point: see above); what the errno macro reads through in crt's TUs.
+ * Anywhere. */
 CRT_API int *crt_errno_location(void);
 #if !defined(CRT_NO_ERRNO_WRAP) && defined(errno)
 #undef errno
@@ -187,6 +191,7 @@ CRT_API void crt__assert_fail(const char *msg, const char *file, int line);
 #define CRT__BASE_IMPL
 
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -215,6 +220,16 @@ CRT_API void crt__assert_fail(const char *msg, const char *file, int line) {
     X(ECONNREFUSED, "connection refused")                     \
     X(ECONNRESET, "connection reset by peer")                 \
     X(EADDRINUSE, "address in use")                           \
+    X(EADDRNOTAVAIL, "address not available")                 \
+    X(EHOSTUNREACH, "host unreachable")                       \
+    X(ENETUNREACH, "network unreachable")                     \
+    X(ENOTCONN, "not connected")                              \
+    X(EMSGSIZE, "message too long")                           \
+    X(ENOTSOCK, "not a socket")                               \
+    X(EMFILE, "too many open files")                          \
+    X(ENFILE, "too many open files in the system")            \
+    X(ENOENT, "no such file or directory")                    \
+    X(EACCES, "permission denied")                            \
     X(EBADF, "bad file descriptor")                           \
     X(EBUSY, "busy")
 
@@ -226,8 +241,11 @@ CRT_API const char *crt_strerror(int err) {
     case code: return text;
         CRT__ERRORS(CRT__ERROR_CASE)
 #undef CRT__ERROR_CASE
-    default: return "unknown error";
+    default: break;
     }
+    /* Anything else a system call passed through: libc names it (its
+     * strings for known codes are constants, fine from any thread). */
+    return err < 4096 ? strerror(err) : "unknown error";
 }
 
 /* The raw monotonic clock, in ns. */

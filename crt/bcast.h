@@ -27,8 +27,8 @@
  *
  * Errors: -EOVERFLOW (lagged; see crt_bcast_missed), -EPIPE (closed: for
  * a send at once, for a receive once caught up), -ETIMEDOUT, -EAGAIN
- * (deadline CRT_TRY), -ECANCELED, -EINVAL (NULL argument), -ENOMEM (no
- * memory to arm a deadline). crt_bcast_new and crt_bcast_subscribe: NULL
+ * (deadline CRT_TRY), -ECANCELED, -EINVAL (NULL argument). crt_bcast_new
+ * and crt_bcast_subscribe: NULL
  * with errno EINVAL or ENOMEM.
  */
 #ifndef CRT_BCAST_H
@@ -66,7 +66,7 @@ CRT_API crt_bcast_rx *crt_bcast_subscribe(crt_bcast *b);
  * nothing is delivered, crt_bcast_missed says how many, the next call
  * returns the oldest value kept); -EPIPE (closed and caught up);
  * -ETIMEDOUT; -EAGAIN (deadline CRT_TRY); -ECANCELED; -EINVAL (rx or out
- * NULL); -ENOMEM (no memory for the deadline). On the other errors
+ * NULL). On the other errors
  * nothing was taken. One call at a time per receiver. Task or plain thread. */
 CRT_API int crt_bcast_recv(crt_bcast_rx *rx, void *out, crt_time deadline);
 

@@ -27,8 +27,8 @@
  *
  * Errors: -EPIPE (closed; for a receive: closed and drained), -ETIMEDOUT,
  * -EAGAIN (deadline CRT_TRY and it would wait), -ECANCELED (the task was
- * aborted), -EINVAL (NULL channel or element), -ENOMEM (no memory to arm
- * a deadline). crt_chan_new: NULL with errno EINVAL or ENOMEM.
+ * aborted), -EINVAL (NULL channel or element). crt_chan_new: NULL with
+ * errno EINVAL or ENOMEM.
  * Freeing a channel that tasks or threads still wait on is misuse
  * (asserted unless NDEBUG).
  */
@@ -53,14 +53,14 @@ CRT_API crt_chan *crt_chan_new(size_t elem_size, size_t capacity);
  * straight to it and it runs next on this worker.
  * Returns 0, -EPIPE (closed), -ETIMEDOUT, -EAGAIN (deadline CRT_TRY and
  * full), -ECANCELED (aborted, also when the send could complete at once),
- * -EINVAL (c or elem NULL), -ENOMEM (no memory for the deadline).
+ * -EINVAL (c or elem NULL).
  * On any error the element was not sent. Task or plain thread. */
 CRT_API int crt_chan_send(crt_chan *c, const void *elem, crt_time deadline);
 
 /* Receives one element into out (elem_size bytes), waiting while the
  * channel is empty. After close it still returns what was sent before.
  * Returns 0, -EPIPE (closed and drained), -ETIMEDOUT, -EAGAIN (deadline
- * CRT_TRY and empty), -ECANCELED, -EINVAL (c or out NULL), -ENOMEM.
+ * CRT_TRY and empty), -ECANCELED, -EINVAL (c or out NULL).
  * On any error nothing was taken and out is untouched. Task or plain thread. */
 CRT_API int crt_chan_recv(crt_chan *c, void *out, crt_time deadline);
 
@@ -532,7 +532,7 @@ CRT__INTERN void crt__chan_disarm(crt_chan *c, crt__waitq *q, crt__wait_node *no
 }
 
 /* One wait of a send: 0 (a receiver moved the value in), -EPIPE, CRT__RETRY
- * (room appeared: try again), or the waiter's -ETIMEDOUT/-ECANCELED/-ENOMEM. */
+ * (room appeared: try again), or the waiter's -ETIMEDOUT/-ECANCELED. */
 CRT__NOINLINE CRT__INTERN int crt__chan_wait_send(crt_chan *c, const void *elem, crt_time deadline) {
     crt__waiter w;
     crt__wait_node node;
@@ -589,7 +589,7 @@ static inline int crt__chan_try_recv(crt_chan *c, void *out) {
 }
 
 /* One wait of a receive: 0 (a sender handed us a value), CRT__RETRY, or
- * the waiter's -ETIMEDOUT/-ECANCELED/-ENOMEM. */
+ * the waiter's -ETIMEDOUT/-ECANCELED. */
 CRT__NOINLINE CRT__INTERN int crt__chan_wait_recv(crt_chan *c, void *out, crt_time deadline) {
     crt__waiter w;
     crt__wait_node node;

@@ -109,9 +109,11 @@ CRT_API int crt_fd_forget(int fd);
  * picks a free one: see crt_local_port), non-blocking, SO_REUSEADDR.
  * backlog <= 0 means SOMAXCONN. A name is resolved first (see the top).
  * Returns the listening fd, -EINVAL (malformed addr), -ENOENT (no such
- * host), -EADDRINUSE, -EACCES, -ENOMEM, -EMFILE, -ECANCELED (aborted,
- * perhaps while a name was being resolved: nothing is left open), ...
- * Task or plain thread. */
+ * host), -EADDRINUSE, -EADDRNOTAVAIL (not an address of this host),
+ * -EACCES (a privileged port), -ENOMEM, -EMFILE/-ENFILE (out of fds),
+ * -ECANCELED (aborted, perhaps while a name was being resolved: nothing
+ * is left open), or another negative errno from socket(2), bind(2) or
+ * listen(2). On any error nothing is left open. Task or plain thread. */
 CRT_API int crt_tcp_listen(const char *addr, int backlog);
 
 /* Accepts one connection on a listener from crt_tcp_listen (or any
@@ -162,8 +164,10 @@ CRT_API ssize_t crt_write(int fd, const void *buf, size_t len, crt_time deadline
 
 /* Opens a UDP socket bound to addr (as crt_tcp_listen; ":port" binds every
  * address), non-blocking, close-on-exec.
- * Returns the fd, -EINVAL, -ENOENT, -EADDRINUSE, -ENOMEM, -ECANCELED (as
- * crt_tcp_listen), ... Task or plain thread. */
+ * Returns the fd, -EINVAL (malformed addr), -ENOENT, -EADDRINUSE,
+ * -EADDRNOTAVAIL, -EACCES, -ENOMEM, -EMFILE/-ENFILE, -ECANCELED (all as
+ * crt_tcp_listen), or another negative errno from socket(2) or bind(2).
+ * On any error nothing is left open. Task or plain thread. */
 CRT_API int crt_udp_bind(const char *addr);
 
 /* Receives one datagram into buf (a longer one is truncated to len), and

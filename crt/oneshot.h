@@ -19,8 +19,8 @@
  *
  * Errors: -EPIPE (the other side ended: closed or freed, or the value was
  * already received), -ETIMEDOUT, -EAGAIN (deadline CRT_TRY, nothing yet),
- * -ECANCELED, -EINVAL (NULL handle or buffer), -ENOMEM (no memory to arm a
- * deadline). crt_oneshot_new: NULL with errno EINVAL or ENOMEM.
+ * -ECANCELED, -EINVAL (NULL handle or buffer). crt_oneshot_new: NULL with
+ * errno EINVAL or ENOMEM.
  * Using a side after it ended, and freeing while a receive waits, are
  * misuse (asserted unless NDEBUG).
  */
@@ -54,7 +54,7 @@ CRT_API void crt_oneshot_close(crt_oneshot *o);
 /* Waits for the value and copies it into out (elem_size bytes).
  * Returns 0; -EPIPE (the sender closed, or the value was already
  * received); -ETIMEDOUT; -EAGAIN (deadline CRT_TRY, nothing sent yet);
- * -ECANCELED; -EINVAL (o or out NULL); -ENOMEM (no memory for the deadline).
+ * -ECANCELED; -EINVAL (o or out NULL).
  * On any error nothing was taken: a value sent later is still there for
  * the next call. Task or plain thread. */
 CRT_API int crt_oneshot_recv(crt_oneshot *o, void *out, crt_time deadline);

@@ -125,7 +125,8 @@ CRT_API crt_task *crt_spawn(crt_fn fn, void *arg);
 /* crt_spawn with options (o may be NULL). With o->group the group owns the
  * handle: abort it, never join or detach it (crt/group.h).
  * Errors as crt_spawn; EINVAL also for stack_size > 1 GiB (smaller sizes
- * are rounded up to 16 KiB and whole pages). */
+ * are rounded up to 16 KiB and whole pages). Task or blocking job of a
+ * runtime (EPERM elsewhere). */
 CRT_API crt_task *crt_spawn_with(const crt_spawn_opts *o, crt_fn fn, void *arg);
 
 /* Runs fn(arg) on the blocking pool: up to max_blocking_threads threads,
@@ -134,7 +135,8 @@ CRT_API crt_task *crt_spawn_with(const crt_spawn_opts *o, crt_fn fn, void *arg);
  * crt_current() is NULL there and crt's blocking calls block its thread.
  * Join it like a task (a task joining it parks; the worker keeps running).
  * A job cannot be aborted (crt_abort only marks it).
- * Returns NULL with errno EINVAL, ENOMEM or EPERM, as crt_spawn. */
+ * Returns NULL with errno EINVAL, ENOMEM or EPERM, as crt_spawn. Task or
+ * blocking job of a runtime (EPERM elsewhere). */
 CRT_API crt_task *crt_spawn_blocking(crt_fn fn, void *arg);
 
 /* Waits for t to finish; then stores its return value in *result (if not
@@ -384,6 +386,7 @@ struct crt_runtime {
     pthread_cond_t bp_cond, bp_gone;
     crt_task *bp_head, *bp_tail;
     int bp_threads, bp_idle, bp_stop;
+    int bp_queued;                /* jobs waiting for a thread */
     uint64_t bp_live;             /* atomic: jobs queued or running */
 };
 
@@ -483,6 +486,7 @@ CRT__INTERN crt_time crt__rt_to_real(crt_runtime *rt, crt_time deadline) {
  * lock. Workers keep a private cache of free records. */
 
 CRT__INTERN int crt__inject_reserve(crt_runtime *rt, uint64_t records);
+CRT__INTERN int crt__timers_reserve(crt_runtime *rt, uint64_t records);
 
 /* Adds a chunk of records to the free pool. task_lock held. */
 CRT__INTERN int crt__task_chunk_new(crt_runtime *rt) {
@@ -496,7 +500,7 @@ CRT__INTERN int crt__task_chunk_new(crt_runtime *rt) {
         if (!pool) return -ENOMEM;
     }
     void *mem = CRT_MALLOC(sizeof(crt__task_chunk) + CRT__CACHELINE);
-    if (!mem || crt__inject_reserve(rt, n) < 0) {
+    if (!mem || crt__inject_reserve(rt, n) < 0 || crt__timers_reserve(rt, n) < 0) {
         CRT_FREE(pool);
         CRT_FREE(mem);
         return -ENOMEM;
@@ -966,22 +970,39 @@ CRT__INTERN void crt__heap_remove_at(crt__timer_heap *h, uint32_t i) {
     }
 }
 
-/* Arms t in h. Returns 0 or -ENOMEM. */
-CRT__INTERN int crt__timer_arm(crt__timer_heap *h, crt__timer *t, crt_time deadline) {
+/* Grows h to hold `n` timers. 0 or -ENOMEM. */
+CRT__INTERN int crt__heap_reserve(crt__timer_heap *h, uint64_t n) {
+    if (h->cap >= n) return 0; /* only grown under task_lock: a stable read */
+    if (n > UINT32_MAX) return -ENOMEM;
+    uint64_t cap = h->cap ? h->cap : 64;
+    while (cap < n) cap *= 2;
+    crt__heap_item *items = (crt__heap_item *)CRT_MALLOC(cap * sizeof *items);
+    if (!items) return -ENOMEM;
+    crt__lock_acquire(&h->lock);
+    if (h->len) memcpy(items, h->items, h->len * sizeof *items);
+    crt__heap_item *old = h->items;
+    h->items = items;
+    h->cap = (uint32_t)cap;
+    crt__lock_release(&h->lock);
+    CRT_FREE(old);
+    return 0;
+}
+
+/* A task arms at most one timer at a time (one blocking call), and plain
+ * threads wait on futex timeouts, so armed timers never outnumber task
+ * records: every heap is grown with the records (under task_lock), and
+ * arming never allocates — no wait fails for want of memory. */
+CRT__INTERN int crt__timers_reserve(crt_runtime *rt, uint64_t records) {
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        if (crt__heap_reserve(&rt->workers[i].timers, records) < 0) return -ENOMEM;
+    return 0;
+}
+
+/* Arms t in h (which has room: see crt__timers_reserve). */
+CRT__INTERN void crt__timer_arm(crt__timer_heap *h, crt__timer *t, crt_time deadline) {
     t->deadline = deadline;
     crt__lock_acquire(&h->lock);
-    if (h->len == h->cap) {
-        uint32_t cap = h->cap ? h->cap * 2 : 64;
-        crt__heap_item *items = (crt__heap_item *)CRT_MALLOC(cap * sizeof *items);
-        if (!items) {
-            crt__lock_release(&h->lock);
-            return -ENOMEM;
-        }
-        if (h->len) memcpy(items, h->items, h->len * sizeof *items);
-        CRT_FREE(h->items);
-        h->items = items;
-        h->cap = cap;
-    }
+    CRT_ASSERT(h->len < h->cap, "crt: timer heap full: more armed timers than tasks");
     t->heap = h;
     h->items[h->len].deadline = deadline;
     h->items[h->len].timer = t;
@@ -989,7 +1010,6 @@ CRT__INTERN int crt__timer_arm(crt__timer_heap *h, crt__timer *t, crt_time deadl
     crt__heap_sift_up(h, t->index);
     crt__heap_publish(h);
     crt__lock_release(&h->lock);
-    return 0;
 }
 
 /* Disarms t if it has not fired. */
@@ -1464,22 +1484,21 @@ CRT__INTERN int crt__waiter_wait_thread(crt__waiter *w, crt_time deadline) {
 /* Blocks until w is claimed and woken, or the deadline passes, or (a task)
  * it is aborted. The caller has linked w's nodes into their queues and
  * must afterwards unlink those still linked (under each queue's lock).
- * Returns w->result: what the winner wrote, or -ETIMEDOUT, -ECANCELED, or
- * -ENOMEM (no memory to arm the deadline). deadline is not CRT_TRY (the
- * caller answers -EAGAIN itself). */
+ * Returns w->result: what the winner wrote, or -ETIMEDOUT or -ECANCELED
+ * (never -ENOMEM: arming a deadline does not allocate). deadline is not
+ * CRT_TRY (the caller answers -EAGAIN itself). */
 CRT__NOIPA CRT__UNUSED static int crt__waiter_wait(crt__waiter *w, crt_time deadline) {
     crt_task *t = w->task;
     if (!t) return crt__waiter_wait_thread(w, deadline); /* plain threads: CLOCK_MONOTONIC */
     crt__worker *wk = crt__worker_tls();
     if (deadline != CRT_FOREVER) {
-        int r = 0;
-        if (deadline <= crt__rt_now(wk->rt)) r = -ETIMEDOUT;
-        else if (crt__timer_arm(&wk->timers, &w->timer, deadline) < 0) r = -ENOMEM;
-        if (r < 0 && crt__waiter_claim(w)) {
-            w->result = r;
+        if (deadline > crt__rt_now(wk->rt)) {
+            crt__timer_arm(&wk->timers, &w->timer, deadline);
+        } else if (crt__waiter_claim(w)) {
+            w->result = -ETIMEDOUT;
             w->index = -1;
             crt__store(&t->park, (w->gen << 2) | CRT__NOTIFIED, CRT__RELAXED);
-            return r;
+            return -ETIMEDOUT;
         }
     }
     /* Seq_cst: the other half of the Dekker pair with crt_abort(). */
@@ -1980,10 +1999,17 @@ static void *crt__blocking_thread(void *arg) {
         crt_task *job = rt->bp_head;
         rt->bp_head = job->next;
         if (!rt->bp_head) rt->bp_tail = NULL;
+        rt->bp_queued--;
         pthread_mutex_unlock(&rt->bp_lock);
         job->u.result = job->u.fn(job->arg);
         crt__task_complete(job);
-        crt__fetch_sub(&rt->bp_live, (uint64_t)1, CRT__ACQ_REL);
+        /* Acq_rel: the job's effects before the count; pairs with the
+         * acquire loads of shutdown and auto-advance. */
+        if (crt__fetch_sub(&rt->bp_live, (uint64_t)1, CRT__ACQ_REL) == 1) {
+            /* The last job: a worker waiting for quiet (shutdown with one
+             * worker, a paused clock's auto-advance) must look again. */
+            for (unsigned i = 0; i < rt->nworkers; i++) crt__worker_unpark(&rt->workers[i]);
+        }
         crt__fetch_add(&rt->live_word, 1u, CRT__RELEASE);
         crt__futex_wake(&rt->live_word, INT32_MAX);
         pthread_mutex_lock(&rt->bp_lock);
@@ -2021,9 +2047,11 @@ CRT_API crt_task *crt_spawn_blocking(crt_fn fn, void *arg) {
     if (rt->bp_tail) rt->bp_tail->next = t;
     else rt->bp_head = t;
     rt->bp_tail = t;
-    if (rt->bp_idle > 0) {
-        pthread_cond_signal(&rt->bp_cond);
-    } else if (rt->bp_threads < rt->cfg.max_blocking_threads) {
+    rt->bp_queued++;
+    if (rt->bp_idle > 0) pthread_cond_signal(&rt->bp_cond);
+    /* A signalled thread counts as idle until it runs: grow the pool while
+     * more jobs wait than idle threads can take. */
+    if (rt->bp_queued > rt->bp_idle && rt->bp_threads < rt->cfg.max_blocking_threads) {
         pthread_t th;
         pthread_attr_t attr;
         pthread_attr_init(&attr);
@@ -2033,6 +2061,7 @@ CRT_API crt_task *crt_spawn_blocking(crt_fn fn, void *arg) {
         if (rt->bp_threads == 0) {
             /* No thread and none can be made: take the job back. */
             rt->bp_head = rt->bp_tail = NULL;
+            rt->bp_queued = 0;
             pthread_mutex_unlock(&rt->bp_lock);
             crt__fetch_sub(&rt->bp_live, (uint64_t)1, CRT__ACQ_REL);
             crt__task_free(t);

@@ -21,7 +21,7 @@
  *
  * Errors: -EPIPE (closed; for crt_watch_changed: closed and nothing new),
  * -ETIMEDOUT, -EAGAIN (deadline CRT_TRY), -ECANCELED, -EINVAL (NULL
- * argument), -ENOMEM (no memory to arm a deadline). crt_watch_new: NULL
+ * argument). crt_watch_new: NULL
  * with errno EINVAL or ENOMEM. Freeing while a change is awaited is misuse
  * (asserted unless NDEBUG).
  */
@@ -59,7 +59,7 @@ CRT_API uint64_t crt_watch_get(crt_watch *w, void *out);
  * Returns 0; -EPIPE (closed and no version newer than *seen: a change made
  * before the close is reported first); -ETIMEDOUT; -EAGAIN (deadline
  * CRT_TRY and nothing new); -ECANCELED; -EINVAL (w or seen NULL);
- * -ENOMEM (no memory for the deadline). On any error *seen is unchanged.
+ * On any error *seen is unchanged.
  * Task or plain thread. */
 CRT_API int crt_watch_changed(crt_watch *w, uint64_t *seen, crt_time deadline);
 

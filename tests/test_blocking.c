@@ -83,6 +83,52 @@ static void *t_job_spawns(void *arg) {
     return NULL;
 }
 
+/* Jobs spawned after the pool has an idle thread still get threads of
+ * their own: four jobs each wait (up to 5 s) until all four run at once. */
+static long together;
+static void *wait_for_all_four(void *arg) {
+    (void)arg;
+    __atomic_add_fetch(&together, 1, __ATOMIC_RELAXED);
+    crt_time give_up = crt_after(CRT_SEC(5));
+    while (__atomic_load_n(&together, __ATOMIC_RELAXED) < 4 && crt_now() < give_up) usleep(1000);
+    return (void *)(intptr_t)(__atomic_load_n(&together, __ATOMIC_RELAXED) >= 4);
+}
+
+static void *t_pool_grows(void *arg) {
+    (void)arg;
+    together = 0;
+    CHECK_EQ(crt_join(crt_spawn_blocking(blocking_job, NULL), NULL, CRT_FOREVER), 0); /* now one idle thread */
+    crt_task *j[4];
+    for (int i = 0; i < 4; i++) j[i] = crt_spawn_blocking(wait_for_all_four, NULL);
+    for (int i = 0; i < 4; i++) {
+        void *r = NULL;
+        CHECK_EQ(crt_join(j[i], &r, CRT_FOREVER), 0);
+        CHECK_EQ((intptr_t)r, 1);
+    }
+    return NULL;
+}
+
+/* The last job ending wakes a one-worker shutdown: crt_run does not sit
+ * out its shutdown timeout. */
+static void *join_one_job(void *arg) {
+    (void)arg;
+    CHECK_EQ(crt_join(crt_spawn_blocking(blocking_job, NULL), NULL, CRT_FOREVER), 0);
+    return NULL;
+}
+
+static void test_quick_shutdown(void) {
+    crt_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.workers = 1;
+    cfg.shutdown_timeout = CRT_SEC(20);
+    for (int i = 0; i < 10; i++) {
+        crt_time t0 = crt_now();
+        CHECK_EQ(crt_run(&cfg, join_one_job, NULL, NULL), 0);
+        CHECK(crt_now() - t0 < CRT_SEC(10));
+    }
+    TEST_LOG("one worker: crt_run returns when the last blocking job ends");
+}
+
 static void run_pool(int workers, int max) {
     long before = test_live_allocs();
     crt_config cfg;
@@ -98,8 +144,10 @@ int main(void) {
         run_pool(w, 4);
         run_pool(w, 64);
         test_run(w, t_job_spawns, NULL);
+        test_run(w, t_pool_grows, NULL);
         TEST_LOG("blocking pool, workers=%d: bounded, parallel, the worker kept serving", w);
     }
+    test_quick_shutdown();
     errno = 0;
     CHECK(crt_spawn_blocking(blocking_job, NULL) == NULL);
     CHECK_EQ(errno, EPERM);
