@@ -332,6 +332,7 @@ typedef struct crt__worker {
     unsigned nfree_tasks;
     crt_task *free_tasks[2 * CRT__TASK_CACHE]; /* owner only */
     void *altstack;
+    unsigned vg_stack;            /* Valgrind's id for the thread's own stack */
     pthread_t thread;
     int started;
     crt__timer_heap timers;
@@ -400,23 +401,11 @@ struct crt_runtime {
 static __thread crt__worker *crt__tls_worker_v;
 static __thread crt_runtime *crt__tls_blocking_rt;
 
-#if defined(__x86_64__) && (defined(__PIE__) || !defined(__PIC__)) && !CRT__TSAN
-/* In an executable the variable sits at a fixed offset from %fs: a
- * volatile asm load re-reads it on every call — on whichever thread runs
- * it then — and costs no call. (Shared libraries, and TSan, which must
- * see the access, take the opaque function below.) */
-static inline crt__worker *crt__worker_tls(void) {
-    crt__worker *w;
-    __asm__ __volatile__("movq %%fs:crt__tls_worker_v@tpoff, %0" : "=r"(w));
-    return w;
-}
-#else
 CRT__OPAQUE static crt__worker *crt__worker_tls(void) {
     crt__worker *w = crt__tls_worker_v;
     crt__compiler_barrier();
     return w;
 }
-#endif
 
 CRT__OPAQUE static void crt__worker_tls_set(crt__worker *w) {
     crt__tls_worker_v = w;
@@ -1783,6 +1772,12 @@ CRT__INTERN void crt__worker_enter(crt__worker *w) {
         pthread_attr_destroy(&attr);
     }
     crt__ctx_init_thread(&w->sched_ctx, lo, size);
+#if CRT__VALGRIND
+    /* Valgrind must know both ends of every switch: the coroutine stacks
+     * are registered, so register the thread's own stack too, or after a
+     * switch back to it Valgrind can misjudge where the stack ends. */
+    if (lo) w->vg_stack = VALGRIND_STACK_REGISTER(lo, (char *)lo + size);
+#endif
     w->errno_loc = &errno;
     w->altstack = crt__altstack_enter();
     crt__worker_tls_set(w);
@@ -1790,6 +1785,10 @@ CRT__INTERN void crt__worker_enter(crt__worker *w) {
 
 CRT__INTERN void crt__worker_leave(crt__worker *w) {
     crt__worker_tls_set(NULL);
+#if CRT__VALGRIND
+    if (w->vg_stack) VALGRIND_STACK_DEREGISTER(w->vg_stack);
+    w->vg_stack = 0;
+#endif
     crt__altstack_leave(w->altstack);
     w->altstack = NULL;
 }
