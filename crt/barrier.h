@@ -119,12 +119,7 @@ CRT_API int crt_barrier_wait(crt_barrier *b, crt_time deadline) {
     }
     crt__waiter w;
     crt__wait_node node;
-    crt__waiter_init(&w);
-    node.waiter = &w;
-    node.ptr = NULL;
-    node.n = b->round;
-    node.index = 0;
-    node.linked = 0;
+    crt__waiter_init_one(&w, &node, NULL, b->round);
     b->count++;
     crt__waitq_push(&b->q, &node);
     crt__lock_release(&b->lock);

@@ -268,12 +268,7 @@ CRT_API int crt_bcast_recv(crt_bcast_rx *rx, void *out, crt_time deadline) {
         crt__lock_release(&b->lock);
         return r == 1 ? -EAGAIN : r;
     }
-    crt__waiter_init(&w);
-    node.waiter = &w;
-    node.ptr = out;
-    node.n = (size_t)(uintptr_t)rx;
-    node.index = 0;
-    node.linked = 0;
+    crt__waiter_init_one(&w, &node, out, (size_t)(uintptr_t)rx);
     crt__waitq_push(&b->q, &node);
     crt__lock_release(&b->lock);
     /* A send copies its value into out and gives 0; a close gives -EPIPE

@@ -536,12 +536,7 @@ CRT__INTERN void crt__chan_disarm(crt_chan *c, crt__waitq *q, crt__wait_node *no
 CRT__NOINLINE CRT__INTERN int crt__chan_wait_send(crt_chan *c, const void *elem, crt_time deadline) {
     crt__waiter w;
     crt__wait_node node;
-    crt__waiter_init(&w);
-    node.waiter = &w;
-    node.ptr = (void *)(uintptr_t)elem; /* only read */
-    node.n = 0;
-    node.index = 0;
-    node.linked = 0;
+    crt__waiter_init_one(&w, &node, (void *)(uintptr_t)elem, 0); /* elem is only read */
     if (crt__chan_arm_send(c, &node)) {
         (void)crt__waiter_withdraw(&w); /* never queued, so never claimed */
         return CRT__RETRY;
@@ -593,12 +588,7 @@ static inline int crt__chan_try_recv(crt_chan *c, void *out) {
 CRT__NOINLINE CRT__INTERN int crt__chan_wait_recv(crt_chan *c, void *out, crt_time deadline) {
     crt__waiter w;
     crt__wait_node node;
-    crt__waiter_init(&w);
-    node.waiter = &w;
-    node.ptr = out;
-    node.n = 0;
-    node.index = 0;
-    node.linked = 0;
+    crt__waiter_init_one(&w, &node, out, 0);
     if (crt__chan_arm_recv(c, &node)) {
         (void)crt__waiter_withdraw(&w); /* never queued, so never claimed */
         return CRT__RETRY;

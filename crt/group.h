@@ -217,12 +217,7 @@ CRT__INTERN int crt__group_next(crt_group *g, void **result, crt_time deadline) 
         crt__lock_release(&g->lock);
         return r;
     }
-    crt__waiter_init(&w);
-    node.waiter = &w;
-    node.ptr = NULL;
-    node.n = 0;
-    node.index = 0;
-    node.linked = 0;
+    crt__waiter_init_one(&w, &node, NULL, 0);
     crt__waitq_push(&g->q, &node);
     crt__lock_release(&g->lock);
     int r = crt__waiter_wait(&w, deadline);

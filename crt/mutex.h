@@ -102,11 +102,7 @@ CRT__NOINLINE CRT__INTERN int crt__mutex_lock_slow(crt_mutex *m, crt_time deadli
         crt__lock_release_with(&m->word, prev);
         return -EAGAIN;
     }
-    node.waiter = &w;
-    node.ptr = NULL;
-    node.n = 0;
-    node.index = 0;
-    node.linked = 0;
+    crt__wait_node_init(&node, &w, NULL, 0);
     crt__waitq_push(&m->q, &node);
     crt__lock_release_with(&m->word, CRT__MUTEX_HELD | CRT__MUTEX_WAITERS);
     int r = crt__waiter_wait(&w, deadline);

@@ -555,12 +555,7 @@ CRT__INTERN int crt__fd_wait_rec(crt__net_state *s, crt__fd_rec *r, uint32_t mas
     if (deadline == CRT_TRY) return -EAGAIN;
     crt__waiter w;
     crt__wait_node node;
-    crt__waiter_init(&w);
-    node.waiter = &w;
-    node.ptr = NULL;
-    node.n = mask;
-    node.index = 0;
-    node.linked = 0;
+    crt__waiter_init_one(&w, &node, NULL, mask);
     crt__lock_acquire(&r->lock);
     int res = crt__fd_register_locked(s, r, recheck);
     if (res == 0 && r->reg == CRT__REG_ALWAYS) res = (int)mask;
@@ -1582,12 +1577,7 @@ CRT_API int crt_signal_wait(int signo, crt_time deadline) {
         return -EINVAL;
     crt__waiter w;
     crt__wait_node node;
-    crt__waiter_init(&w);
-    node.waiter = &w;
-    node.ptr = NULL;
-    node.n = 0;
-    node.index = 0;
-    node.linked = 0;
+    crt__waiter_init_one(&w, &node, NULL, 0);
     crt__lock_acquire(&crt__helper.lock);
     r = crt__helper_start_locked();
     if (r == 0 && !crt__helper.installed[signo]) {

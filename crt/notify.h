@@ -119,12 +119,7 @@ CRT__NOINLINE CRT__INTERN int crt__notify_wait_slow(crt_notify *n, crt_time dead
         crt__lock_release_with(&n->word, prev);
         return -EAGAIN;
     }
-    crt__waiter_init(&w);
-    node.waiter = &w;
-    node.ptr = NULL;
-    node.n = 0;
-    node.index = 0;
-    node.linked = 0;
+    crt__waiter_init_one(&w, &node, NULL, 0);
     crt__waitq_push(&n->q, &node);
     crt__lock_release_with(&n->word, prev | CRT__NOTIFY_WAITERS);
     int r = crt__waiter_wait(&w, deadline);

@@ -215,12 +215,7 @@ CRT_API int crt_oneshot_recv(crt_oneshot *o, void *out, crt_time deadline) {
         crt__lock_release(&o->lock);
         return r == 1 ? -EAGAIN : r;
     }
-    crt__waiter_init(&w);
-    node.waiter = &w;
-    node.ptr = out;
-    node.n = 0;
-    node.index = 0;
-    node.linked = 0;
+    crt__waiter_init_one(&w, &node, out, 0);
     crt__waitq_push(&o->q, &node);
     crt__lock_release(&o->lock);
     /* The sender copies the value into out and gives 0, or gives -EPIPE. */

@@ -1403,6 +1403,21 @@ CRT__INTERN void crt__waiter_init(crt__waiter *w) {
 /* Wakes a claimed waiter; after this the caller must not touch it. `lifo`:
  * a task woken by the running task (a message for it) may run next on
  * this worker. */
+/* A wait node of w, not on any queue yet (case index 0). */
+static inline void crt__wait_node_init(crt__wait_node *node, crt__waiter *w, void *ptr, size_t n) {
+    node->waiter = w;
+    node->ptr = ptr;
+    node->n = n;
+    node->index = 0;
+    node->linked = 0;
+}
+
+/* The usual blocking call: one waiter with one node. */
+static inline void crt__waiter_init_one(crt__waiter *w, crt__wait_node *node, void *ptr, size_t n) {
+    crt__waiter_init(w);
+    crt__wait_node_init(node, w, ptr, n);
+}
+
 CRT__INTERN void crt__waiter_wake_to(crt__waiter *w, int lifo) {
     crt_task *t = w->task;
     if (!t) {
@@ -1882,10 +1897,7 @@ CRT__INTERN int crt__join_wait(crt_task *t, crt_time deadline) {
     if (deadline == CRT_TRY) return -EAGAIN;
     crt__waiter w;
     crt__wait_node node;
-    crt__waiter_init(&w);
-    node.waiter = &w;
-    node.index = 0;
-    node.linked = 0;
+    crt__waiter_init_one(&w, &node, NULL, 0);
     crt__lock_acquire(&t->done_lock);
     /* Acq_rel: ordered with the finisher's CAS on flags; exactly one of us
      * sees the other (it takes done_lock if it sees WAITERS). */

@@ -157,12 +157,7 @@ CRT__INTERN void crt__rw_admit_unlock(crt_rwlock *l, uint32_t v) {
 CRT__INTERN int crt__rw_wait(crt_rwlock *l, uint32_t prev, int writer, crt_time deadline) {
     crt__waiter w;
     crt__wait_node node;
-    crt__waiter_init(&w);
-    node.waiter = &w;
-    node.ptr = NULL;
-    node.n = (size_t)writer;
-    node.index = 0;
-    node.linked = 0;
+    crt__waiter_init_one(&w, &node, NULL, (size_t)writer);
     crt__waitq_push(&l->q, &node);
     crt__lock_release_with(&l->word, prev | CRT__RW_WAITERS);
     int r = crt__waiter_wait(&w, deadline);

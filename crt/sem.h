@@ -225,12 +225,7 @@ CRT__NOINLINE CRT__INTERN int crt__sem_acquire_slow(crt_sem *s, size_t n, crt_ti
         crt__lock_release(&s->lock);
         return r;
     }
-    crt__waiter_init(&w);
-    node.waiter = &w;
-    node.ptr = NULL;
-    node.n = n;
-    node.index = 0;
-    node.linked = 0;
+    crt__waiter_init_one(&w, &node, NULL, n);
     crt__waitq_push(&s->q, &node);
     crt__lock_release(&s->lock);
     r = crt__waiter_wait(&w, deadline);

@@ -193,12 +193,7 @@ CRT_API int crt_token_wait(crt_token *t, crt_time deadline) {
     if (deadline == CRT_TRY) return -EAGAIN;
     crt__waiter w;
     crt__wait_node node;
-    crt__waiter_init(&w);
-    node.waiter = &w;
-    node.ptr = NULL;
-    node.n = 0;
-    node.index = 0;
-    node.linked = 0;
+    crt__waiter_init_one(&w, &node, NULL, 0);
     crt__lock_acquire(&t->lock);
     if (crt__token_cancelled(t)) {
         crt__lock_release(&t->lock);

@@ -261,12 +261,7 @@ CRT_API int crt_watch_changed(crt_watch *w, uint64_t *seen, crt_time deadline) {
         crt__lock_release(&w->lock);
         return r;
     }
-    crt__waiter_init(&wt);
-    node.waiter = &wt;
-    node.ptr = seen;
-    node.n = 0;
-    node.index = 0;
-    node.linked = 0;
+    crt__waiter_init_one(&wt, &node, seen, 0);
     crt__waitq_push(&w->q, &node);
     crt__lock_release(&w->lock);
     /* A send sets *seen and gives 0; a close gives -EPIPE. */

@@ -12,15 +12,20 @@
  *   test_seed()            CRT_TEST_SEED or a fresh one, printed once
  *   test_live_allocs()     allocations not yet freed
  *   test_fail_every(n)     fail every nth allocation from now on (0: never)
+ *   expect_assert(fn, msg) fn, run in a forked child, must die by CRT_ASSERT
+ *                          with a message containing msg (debug builds)
  */
 #ifndef CRT_TESTS_CHECK_H
 #define CRT_TESTS_CHECK_H
 
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 static long test__allocs_live;
 static long test__fail_every;
@@ -110,5 +115,39 @@ static inline void test_run(int workers, crt_fn fn, void *arg) {
 }
 
 #define TEST_LOG(...) (fprintf(stderr, __VA_ARGS__), fputc('\n', stderr))
+
+/* >>death tests */
+__attribute__((unused)) static void expect_assert(void (*fn)(void), const char *want) {
+#ifndef NDEBUG
+    int pfd[2];
+    CHECK(pipe(pfd) == 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        dup2(pfd[1], 2);
+        close(pfd[0]);
+        fn();
+        _exit(0);
+    }
+    close(pfd[1]);
+    char buf[1024];
+    size_t len = 0;
+    ssize_t k;
+    while ((k = read(pfd[0], buf + len, sizeof buf - 1 - len)) > 0) len += (size_t)k;
+    buf[len] = 0;
+    close(pfd[0]);
+    int st;
+    CHECK(waitpid(pid, &st, 0) == pid);
+    if (!(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT) || !strstr(buf, want))
+        fprintf(stderr, "expected an assert \"%s\", got status %d, stderr: %s\n", want, st, buf);
+    CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
+    CHECK(strstr(buf, want) != NULL);
+#else
+    (void)fn;
+    (void)want;
+#endif
+}
+
 
 #endif /* CRT_TESTS_CHECK_H */

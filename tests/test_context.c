@@ -263,13 +263,22 @@ static crt__ctx thread_ctx[2];
 static int roam_where;
 static __thread int thread_id;
 
+/* Code that may resume on another thread reads thread-locals through a
+ * call the compiler cannot see into: on AArch64 it would otherwise keep
+ * the first thread's thread pointer (tpidr_el0) across the switch. */
+static CRT__OPAQUE int current_thread_id(void) {
+    int id = thread_id;
+    crt__compiler_barrier();
+    return id;
+}
+
 static void roam_entry(void *arg) {
     (void)arg;
     crt__ctx_entered();
     volatile long local = 12345; /* lives on the coroutine stack across threads */
-    roam_where = thread_id;
+    roam_where = current_thread_id();
     crt__ctx_switch_fn(&roam_ctx, &thread_ctx[0]);
-    roam_where = thread_id * 100 + (int)(local == 12345);
+    roam_where = current_thread_id() * 100 + (int)(local == 12345);
     crt__ctx_switch_fn(&roam_ctx, &thread_ctx[1]);
     CHECK(0);
 }

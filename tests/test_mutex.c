@@ -11,38 +11,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* >>death tests: fn must die by CRT_ASSERT with a message containing want */
-static void expect_assert(void (*fn)(void), const char *want) {
-#ifndef NDEBUG
-    int pfd[2];
-    CHECK(pipe(pfd) == 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        dup2(pfd[1], 2);
-        close(pfd[0]);
-        fn();
-        _exit(0);
-    }
-    close(pfd[1]);
-    char buf[1024];
-    size_t len = 0;
-    ssize_t k;
-    while ((k = read(pfd[0], buf + len, sizeof buf - 1 - len)) > 0) len += (size_t)k;
-    buf[len] = 0;
-    close(pfd[0]);
-    int st;
-    CHECK(waitpid(pid, &st, 0) == pid);
-    if (!(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT) || !strstr(buf, want))
-        fprintf(stderr, "expected an assert \"%s\", got status %d, stderr: %s\n", want, st, buf);
-    CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
-    CHECK(strstr(buf, want) != NULL);
-#else
-    (void)fn;
-    (void)want;
-#endif
-}
 
 static void misuse_unlock_unlocked(void) {
     crt_mutex m = CRT_MUTEX_INIT;
