@@ -332,7 +332,6 @@ typedef struct crt__worker {
     unsigned nfree_tasks;
     crt_task *free_tasks[2 * CRT__TASK_CACHE]; /* owner only */
     void *altstack;
-    unsigned vg_stack;            /* Valgrind's id for the thread's own stack */
     pthread_t thread;
     int started;
     crt__timer_heap timers;
@@ -1787,12 +1786,6 @@ CRT__INTERN void crt__worker_enter(crt__worker *w) {
         pthread_attr_destroy(&attr);
     }
     crt__ctx_init_thread(&w->sched_ctx, lo, size);
-#if CRT__VALGRIND
-    /* Valgrind must know both ends of every switch: the coroutine stacks
-     * are registered, so register the thread's own stack too, or after a
-     * switch back to it Valgrind can misjudge where the stack ends. */
-    if (lo) w->vg_stack = VALGRIND_STACK_REGISTER(lo, (char *)lo + size);
-#endif
     w->errno_loc = &errno;
     w->altstack = crt__altstack_enter();
     crt__worker_tls_set(w);
@@ -1800,10 +1793,6 @@ CRT__INTERN void crt__worker_enter(crt__worker *w) {
 
 CRT__INTERN void crt__worker_leave(crt__worker *w) {
     crt__worker_tls_set(NULL);
-#if CRT__VALGRIND
-    if (w->vg_stack) VALGRIND_STACK_DEREGISTER(w->vg_stack);
-    w->vg_stack = 0;
-#endif
     crt__altstack_leave(w->altstack);
     w->altstack = NULL;
 }
