@@ -704,8 +704,10 @@ CRT__NOINLINE CRT__INTERN int crt__runq_push_overflow(crt__worker *w, crt_task *
     return 1;
 }
 
-/* Owner only. */
-static inline void crt__runq_push(crt__worker *w, crt_task *t) {
+/* Owner only. Always inlined where a yield requeues its task (the hottest
+ * push); everywhere else through crt__runq_push, which the compiler may
+ * keep out of line. */
+static CRT__HOT_INLINE void crt__runq_push_inline(crt__worker *w, crt_task *t) {
     crt__runq *q = &w->runq;
     for (;;) {
         /* Acquire: pairs with the consumers' CAS on head, so we do not
@@ -723,8 +725,10 @@ static inline void crt__runq_push(crt__worker *w, crt_task *t) {
     }
 }
 
+static inline void crt__runq_push(crt__worker *w, crt_task *t) { crt__runq_push_inline(w, t); }
+
 /* Owner only. With one worker nobody steals, so no CAS is needed. */
-static inline crt_task *crt__runq_pop(crt__worker *w) {
+static CRT__HOT_INLINE crt_task *crt__runq_pop(crt__worker *w) {
     crt__runq *q = &w->runq;
     if (w->single) {
         uint32_t head = crt__load(&q->head, CRT__RELAXED);
@@ -1241,7 +1245,7 @@ static CRT__HOT_INLINE void crt__after_switch(crt__worker *w) {
     switch (w->prev_action) {
     case CRT__ACT_YIELD:
         if (CRT__UNLIKELY(prev->home != NULL || w->migrate)) crt__schedule(prev, 0);
-        else crt__runq_push(w, prev);
+        else crt__runq_push_inline(w, prev);
         break;
     case CRT__ACT_PARK: {
         uint64_t expected = w->prev_park;
