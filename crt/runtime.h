@@ -747,19 +747,27 @@ static CRT__HOT_INLINE crt_task *crt__runq_pop(crt__worker *w) {
     }
 }
 
-/* A thief takes half of victim's queue into its own (which is empty) and
- * returns one of them to run. */
+/* A thief takes half of victim's queue into its own and returns one of
+ * them to run. The thief's queue is usually empty, but not always (the
+ * fairness tick can send a worker with local work to steal): the batch is
+ * capped by the room left in it, or its writes would wrap onto its own
+ * queued tasks and one task would be run twice. */
 CRT__INTERN crt_task *crt__runq_steal(crt__worker *thief, crt__worker *victim) {
     crt__runq *q = &victim->runq, *mine = &thief->runq;
     uint32_t my_tail = crt__load(&mine->tail, CRT__RELAXED);
+    /* Acquire: pairs with the CAS of whoever took our slots below head, so
+     * we overwrite none before its reader has taken it. A stale head only
+     * understates the room. */
+    uint32_t room = CRT__RUNQ_SIZE - (my_tail - crt__load(&mine->head, CRT__ACQUIRE));
     for (;;) {
         /* Acquire on both: the slots we read were published before tail. */
         uint32_t head = crt__load(&q->head, CRT__ACQUIRE);
         uint32_t tail = crt__load(&q->tail, CRT__ACQUIRE);
         uint32_t n = tail - head;
         n -= n / 2;
-        if (n == 0) return NULL;
         if (n > CRT__RUNQ_SIZE / 2) continue; /* read head and tail at different moments */
+        if (n > room) n = room;
+        if (n == 0) return NULL;
         for (uint32_t i = 0; i < n; i++) {
             crt_task *t = crt__load(&q->slots[(head + i) % CRT__RUNQ_SIZE], CRT__RELAXED);
             crt__store(&mine->slots[(my_tail + i) % CRT__RUNQ_SIZE], t, CRT__RELAXED);
@@ -1685,6 +1693,9 @@ CRT__INTERN crt_task *crt__find_work(crt__worker *w) {
         t = crt__inject_take(w);
     }
     if (!t) t = crt__next_local(w);
+    /* The fairness tick may fall on that call, which then returns NULL with
+     * work still queued here: take it rather than go stealing. */
+    if (!t && w->fair_due) t = crt__next_local(w);
     if (!t) t = crt__inject_take(w);
     if (!t && rt->nworkers > 1 && crt__transition_to_searching(w)) t = crt__steal_work(w);
     if (!t && crt__load(&rt->io_ready, CRT__RELAXED)) { /* Relaxed: a hint; poll_now acquires */

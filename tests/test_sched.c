@@ -176,8 +176,61 @@ static void *t_current_thread(void *arg) {
     return same_thread(NULL);
 }
 
+/* >>stealing into a queue that is not empty: white-box (the TU has the
+ * implementation). The thief holds 250 tasks and the victim 200; the steal
+ * may take only what fits, and every task must end up exactly once. */
+static void steal_into_full_queue(void) {
+    crt__worker *thief = (crt__worker *)calloc(1, sizeof *thief);
+    crt__worker *victim = (crt__worker *)calloc(1, sizeof *victim);
+    CHECK(thief && victim);
+    enum { MINE = 250, THEIRS = 200 };
+    /* Fake records: the queue only moves pointers, it never reads them. */
+    static char ids[MINE + THEIRS];
+    thief->runq.head = thief->runq.tail = 1000; /* not at slot 0: wrap-around too */
+    for (int i = 0; i < MINE; i++) crt__runq_push(thief, (crt_task *)(void *)&ids[i]);
+    for (int i = 0; i < THEIRS; i++) crt__runq_push(victim, (crt_task *)(void *)&ids[MINE + i]);
+    crt_task *run = crt__runq_steal(thief, victim);
+    CHECK(run != NULL);
+    CHECK(thief->runq.tail - thief->runq.head <= CRT__RUNQ_SIZE);
+    static int seen[MINE + THEIRS];
+    memset(seen, 0, sizeof seen);
+    seen[(char *)(void *)run - ids]++;
+    crt_task *t;
+    while ((t = crt__runq_pop(thief)) != NULL) seen[(char *)(void *)t - ids]++;
+    while ((t = crt__runq_pop(victim)) != NULL) seen[(char *)(void *)t - ids]++;
+    for (int i = 0; i < MINE + THEIRS; i++) CHECK_EQ(seen[i], 1);
+    free(thief);
+    free(victim);
+}
+
+/* >>a burst of sleepers, again and again (bench W7's shape): tasks that
+ * park on timers while both run queues overflow and workers steal. */
+static void *sleeper(void *arg) {
+    crt_sleep(CRT_MS(2));
+    return arg;
+}
+
+static void *t_sleepers(void *arg) {
+    long n = (long)(intptr_t)arg;
+    crt_task **h = (crt_task **)malloc((size_t)n * sizeof *h);
+    CHECK(h != NULL);
+    for (int rep = 0; rep < 4; rep++) {
+        for (long i = 0; i < n; i++) CHECK((h[i] = crt_spawn(sleeper, (void *)(intptr_t)(i + 1))) != NULL);
+        for (long i = 0; i < n; i++) {
+            void *res = NULL;
+            CHECK_EQ(crt_join(h[i], &res, CRT_FOREVER), 0);
+            CHECK_EQ((long)(intptr_t)res, i + 1);
+        }
+    }
+    free(h);
+    return NULL;
+}
+
 int main(void) {
     long million = test_short() ? 100000 : 1000000;
+    steal_into_full_queue();
+    test_run(2, t_sleepers, (void *)(intptr_t)(test_short() ? 2000 : 50000));
+    TEST_LOG("steals into a busy queue, bursts of sleepers: ok");
     caller = pthread_self();
     test_run(1, t_current_thread, NULL);
     for (int w = 1; w <= 2; w++) {
