@@ -14,6 +14,8 @@
  *   test_fail_every(n)     fail every nth allocation from now on (0: never)
  *   expect_assert(fn, msg) fn, run in a forked child, must die by CRT_ASSERT
  *                          with a message containing msg (debug builds)
+ *   settle()               a few yields: spawned tasks reach their waits
+ *   claim_as_timeout(node) white box: claim node's waiter as its timer would
  */
 #ifndef CRT_TESTS_CHECK_H
 #define CRT_TESTS_CHECK_H
@@ -149,5 +151,27 @@ __attribute__((unused)) static void expect_assert(void (*fn)(void), const char *
 #endif
 }
 
+
+/* >>white box: queue order and lost claims (the test TU has the implementation) */
+#ifdef CRT_IMPLEMENTATION
+/* A few yields, so tasks spawned on this worker run up to their waits
+ * (and queue there in spawn order). */
+__attribute__((unused)) static void settle(void) {
+    for (int i = 0; i < 8; i++) crt_yield();
+}
+
+/* A lost claim: the queued waiter's deadline "fires" (we claim it as the
+ * timer would) just before an operation reaches it; the operation must
+ * then pass on what it had for the waiter. Wake the waiter with
+ * crt__waiter_wake_to(w, 0) afterwards. */
+__attribute__((unused)) static crt__waiter *claim_as_timeout(crt__wait_node *head) {
+    CHECK(head != NULL);
+    crt__waiter *w = head->waiter;
+    CHECK(crt__waiter_claim(w));
+    w->result = -ETIMEDOUT;
+    w->index = -1;
+    return w;
+}
+#endif
 
 #endif /* CRT_TESTS_CHECK_H */

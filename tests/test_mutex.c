@@ -82,10 +82,6 @@ static void *fifo_locker(void *p) {
     return NULL;
 }
 
-static void settle(void) {
-    for (int i = 0; i < 8; i++) crt_yield();
-}
-
 static void *fifo(void *arg) {
     (void)arg;
     crt_mutex m = CRT_MUTEX_INIT;
@@ -127,19 +123,7 @@ static void *fifo(void *arg) {
     return NULL;
 }
 
-/* >>a lost claim: the queued waiter's deadline "fires" (we claim it as the
- * timer would) just before the operation reaches it; the operation must
- * then pass on what it had for the waiter. White-box: the test TU has the
- * implementation. */
-static crt__waiter *claim_as_timeout(crt__wait_node *head) {
-    CHECK(head != NULL);
-    crt__waiter *w = head->waiter;
-    CHECK(crt__waiter_claim(w));
-    w->result = -ETIMEDOUT;
-    w->index = -1;
-    return w; /* wake it with crt__waiter_wake_to(w, 0) afterwards */
-}
-
+/* >>a lost claim (claim_as_timeout: tests/check.h) */
 static void *lost_claim(void *arg) {
     (void)arg;
     crt_mutex m = CRT_MUTEX_INIT;
