@@ -596,6 +596,20 @@ CRT__INTERN int crt__fd_wait_rec(crt__net_state *s, crt__fd_rec *r, uint32_t mas
     return res;
 }
 
+/* What a task does when a call on fd said EAGAIN with `seen` loaded
+ * before it: under CRT_TRY it forgets the readiness (the next call waits
+ * for an edge) and answers -EAGAIN; otherwise it waits for the next edge.
+ * 0: try the call again; or a negative errno. */
+CRT__INTERN int crt__fd_await_edge(crt__net_state *s, crt__fd_rec *rec, uint32_t mask, uint32_t seen,
+                                   crt_time deadline) {
+    if (deadline == CRT_TRY) {
+        crt__fd_clear(rec, mask, seen);
+        return -EAGAIN;
+    }
+    int r = crt__fd_wait_rec(s, rec, mask, seen, 0, deadline);
+    return r < 0 ? r : 0;
+}
+
 /* Learns what a foreign fd is, once per record: makes it non-blocking and
  * notes whether it is a socket. 0 or a negative errno. */
 CRT__NOINLINE static int crt__fd_learn(crt__fd_rec *r, int fd) {
@@ -821,12 +835,7 @@ CRT_API ssize_t crt_read(int fd, void *buf, size_t len, crt_time deadline) {
         int e = errno;
         if (e == EINTR) continue;
         if (e != EAGAIN && e != EWOULDBLOCK) return -e;
-        if (deadline == CRT_TRY) {
-            crt__fd_clear(rec, CRT_READABLE, seen);
-            return -EAGAIN;
-        }
-        r = crt__fd_wait_rec(s, rec, CRT_READABLE, seen, 0, deadline);
-        if (r < 0) return r;
+        if ((r = crt__fd_await_edge(s, rec, CRT_READABLE, seen, deadline)) < 0) return r;
     }
 }
 
@@ -892,14 +901,9 @@ CRT_API ssize_t crt_write(int fd, const void *buf, size_t len, crt_time deadline
         if (e == EINTR) continue;
         if (e == ECONNRESET) e = EPIPE;
         if (e != EAGAIN && e != EWOULDBLOCK) return -e;
-        if (deadline == CRT_TRY) {
-            crt__fd_clear(rec, CRT_WRITABLE, seen);
-            if (done > 0) break;
-            return -EAGAIN;
-        }
-        r = crt__fd_wait_rec(s, rec, CRT_WRITABLE, seen, 0, deadline);
-        if (r < 0) return r;
-        if ((r = crt__check_cancel()) < 0) return r;
+        r = crt__fd_await_edge(s, rec, CRT_WRITABLE, seen, deadline);
+        if (r == -EAGAIN && done > 0) break; /* CRT_TRY: what fitted */
+        if (r < 0 || (r = crt__check_cancel()) < 0) return r;
     }
     return (ssize_t)done;
 }
@@ -1208,13 +1212,8 @@ CRT_API int crt_tcp_accept(int listener, crt_time deadline) {
             if (deadline == CRT_FOREVER && (r = crt__poll_fd(listener, POLLIN, deadline)) < 0) return r;
             continue;
         }
-        if (deadline == CRT_TRY) {
-            crt__fd_clear(rec, CRT_READABLE, seen);
-            return -EAGAIN;
-        }
-        r = crt__fd_wait_rec(s, rec, CRT_READABLE, seen, 0, deadline);
-        if (r < 0) return r;
-        if ((r = crt__check_cancel()) < 0) return r;
+        r = crt__fd_await_edge(s, rec, CRT_READABLE, seen, deadline);
+        if (r < 0 || (r = crt__check_cancel()) < 0) return r;
     }
 }
 
@@ -1331,13 +1330,8 @@ CRT_API ssize_t crt_udp_recv(int fd, void *buf, size_t len, struct sockaddr_stor
             if (r < 0) return r;
             continue;
         }
-        if (deadline == CRT_TRY) {
-            crt__fd_clear(rec, CRT_READABLE, seen);
-            return -EAGAIN;
-        }
-        r = crt__fd_wait_rec(s, rec, CRT_READABLE, seen, 0, deadline);
-        if (r < 0) return r;
-        if ((r = crt__check_cancel()) < 0) return r;
+        r = crt__fd_await_edge(s, rec, CRT_READABLE, seen, deadline);
+        if (r < 0 || (r = crt__check_cancel()) < 0) return r;
     }
 }
 
@@ -1369,13 +1363,8 @@ CRT_API ssize_t crt_udp_send(int fd, const void *buf, size_t len, const struct s
             if (r < 0) return r;
             continue;
         }
-        if (deadline == CRT_TRY) {
-            crt__fd_clear(rec, CRT_WRITABLE, seen);
-            return -EAGAIN;
-        }
-        r = crt__fd_wait_rec(s, rec, CRT_WRITABLE, seen, 0, deadline);
-        if (r < 0) return r;
-        if ((r = crt__check_cancel()) < 0) return r;
+        r = crt__fd_await_edge(s, rec, CRT_WRITABLE, seen, deadline);
+        if (r < 0 || (r = crt__check_cancel()) < 0) return r;
     }
 }
 
