@@ -191,6 +191,7 @@ CRT_API crt_task *crt_current(void);
 
 #include "context.h"
 #include "stack.h"
+#include "wheel.h"
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -269,19 +270,13 @@ typedef struct crt__runq {
     crt_task *slots[CRT__RUNQ_SIZE]; /* atomic (relaxed): thieves read while the owner writes */
 } crt__runq;
 
-/* A heap entry keeps its deadline beside the pointer: sifting compares
- * only this array, never the timers (each on some task's stack, cold). */
-typedef struct crt__heap_item {
-    crt_time deadline;
-    crt__timer *timer;
-} crt__heap_item;
-
-typedef struct crt__timer_heap {
+/* A worker's armed deadlines: a timing wheel under a lock, and a hint for
+ * lock-free peeks. */
+typedef struct crt__timers {
     uint32_t lock;
-    uint32_t len, cap;
-    crt__heap_item *items;
-    crt_time earliest;            /* atomic mirror of items[0].deadline, CRT_FOREVER if empty */
-} crt__timer_heap;
+    crt_time earliest;            /* atomic: nothing is due before it; CRT_FOREVER if empty */
+    crt__wheel wheel;
+} crt__timers;
 
 /* The injection queue: a ring of task pointers under a lock (moving a
  * batch never touches the records), with an atomic length for lock-free
@@ -334,8 +329,8 @@ typedef struct crt__worker {
     void *altstack;
     pthread_t thread;
     int started;
-    crt__timer_heap timers;
     crt__runq runq;
+    crt__timers timers;
 } crt__worker;
 
 typedef struct crt__task_chunk {
@@ -916,116 +911,78 @@ CRT__INTERN int crt__transition_from_parked(crt__worker *w) {
     return 1;
 }
 
-/* >>timers: one 4-ary min-heap of deadlines per worker, under its lock -------- */
+/* >>timers: a timing wheel of deadlines per worker, under its lock ----------- */
 
-static inline void crt__heap_place(crt__timer_heap *h, uint32_t i, crt__heap_item it) {
-    h->items[i] = it;
-    it.timer->index = i;
-}
-
-CRT__INTERN void crt__heap_sift_up(crt__timer_heap *h, uint32_t i) {
-    crt__heap_item it = h->items[i];
-    while (i > 0) {
-        uint32_t parent = (i - 1) / 4;
-        if (it.deadline >= h->items[parent].deadline) break;
-        crt__heap_place(h, i, h->items[parent]);
-        i = parent;
-    }
-    crt__heap_place(h, i, it);
-}
-
-CRT__INTERN void crt__heap_sift_down(crt__timer_heap *h, uint32_t i) {
-    crt__heap_item it = h->items[i];
-    for (;;) {
-        uint32_t first = 4 * i + 1, best = i;
-        crt_time bd = it.deadline;
-        uint32_t end = first + 4 < h->len ? first + 4 : h->len;
-        for (uint32_t c = first; c < end; c++) {
-            if (h->items[c].deadline < bd) {
-                best = c;
-                bd = h->items[c].deadline;
-            }
-        }
-        if (best == i) break;
-        crt__heap_place(h, i, h->items[best]);
-        i = best;
-    }
-    crt__heap_place(h, i, it);
-}
-
-static inline void crt__heap_publish(crt__timer_heap *h) {
-    /* Relaxed: a hint for idle workers choosing their sleep; the lock
-     * orders the heap itself. */
-    crt__store(&h->earliest, h->len ? h->items[0].deadline : CRT_FOREVER, CRT__RELAXED);
-}
-
-CRT__INTERN void crt__heap_remove_at(crt__timer_heap *h, uint32_t i) {
-    crt__heap_item last = h->items[--h->len];
-    /* t->heap is left to the caller: it is the signal that the remover is
-     * done with t (see crt__timers_fire). */
-    if (i < h->len) {
-        crt__heap_place(h, i, last);
-        if (i > 0 && last.deadline < h->items[(i - 1) / 4].deadline) crt__heap_sift_up(h, i);
-        else crt__heap_sift_down(h, i);
-    }
-}
-
-/* Grows h to hold `n` timers. 0 or -ENOMEM. */
-CRT__INTERN int crt__heap_reserve(crt__timer_heap *h, uint64_t n) {
-    if (h->cap >= n) return 0; /* only grown under task_lock: a stable read */
-    if (n > UINT32_MAX) return -ENOMEM;
-    uint64_t cap = h->cap ? h->cap : 64;
-    while (cap < n) cap *= 2;
-    crt__heap_item *items = (crt__heap_item *)CRT_MALLOC(cap * sizeof *items);
-    if (!items) return -ENOMEM;
-    crt__lock_acquire(&h->lock);
-    if (h->len) memcpy(items, h->items, h->len * sizeof *items);
-    crt__heap_item *old = h->items;
-    h->items = items;
-    h->cap = (uint32_t)cap;
-    crt__lock_release(&h->lock);
-    CRT_FREE(old);
-    return 0;
+static inline void crt__timers_publish(crt__timers *h, int exact) {
+    /* Relaxed: a hint for fast peeks and for idle workers choosing their
+     * sleep; the lock orders the wheel itself. */
+    crt__store(&h->earliest, crt__wheel_next_due(&h->wheel, exact), CRT__RELAXED);
 }
 
 /* A task arms at most one timer at a time (one blocking call), and plain
  * threads wait on futex timeouts, so armed timers never outnumber task
- * records: every heap is grown with the records (under task_lock), and
- * arming never allocates — no wait fails for want of memory. */
+ * records: every wheel's cells grow with the records (under task_lock),
+ * and arming never allocates — no wait fails for want of memory. */
 CRT__INTERN int crt__timers_reserve(crt_runtime *rt, uint64_t records) {
-    for (unsigned i = 0; i < rt->nworkers; i++)
-        if (crt__heap_reserve(&rt->workers[i].timers, records) < 0) return -ENOMEM;
+    if (records >= CRT__WHEEL_NIL) return -ENOMEM;
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        crt__timers *h = &rt->workers[i].timers;
+        uint64_t cap = h->wheel.cap; /* only grown under task_lock: a stable read */
+        if (cap >= records) continue;
+        cap = cap ? cap : 256;
+        while (cap < records) cap *= 2;
+        if (cap >= CRT__WHEEL_NIL) cap = CRT__WHEEL_NIL - 1;
+        crt__wheel_cell *cells = (crt__wheel_cell *)CRT_MALLOC(cap * sizeof *cells);
+        if (!cells) return -ENOMEM;
+        crt__lock_acquire(&h->lock);
+        crt__wheel_cell *old = crt__wheel_grow(&h->wheel, cells, (uint32_t)cap);
+        crt__lock_release(&h->lock);
+        CRT_FREE(old);
+    }
     return 0;
 }
 
-/* Arms t in h (which has room: see crt__timers_reserve). */
-CRT__INTERN void crt__timer_arm(crt__timer_heap *h, crt__timer *t, crt_time deadline) {
-    t->deadline = deadline;
+/* Arms t in h. */
+CRT__INTERN void crt__timer_arm(crt__timers *h, crt__timer *t, crt_time deadline, crt_time now) {
     crt__lock_acquire(&h->lock);
-    CRT_ASSERT(h->len < h->cap, "crt: timer heap full: more armed timers than tasks");
-    t->heap = h;
-    h->items[h->len].deadline = deadline;
-    h->items[h->len].timer = t;
-    t->index = h->len++;
-    crt__heap_sift_up(h, t->index);
-    crt__heap_publish(h);
+    t->timers = h;
+    crt__wheel_insert(&h->wheel, t, deadline, now);
+    /* The deadline itself: a lower bound for the hint, whatever the mode;
+     * the next look computes the hint properly. */
+    if (deadline < crt__load(&h->earliest, CRT__RELAXED)) crt__store(&h->earliest, deadline, CRT__RELAXED);
     crt__lock_release(&h->lock);
 }
 
-/* Disarms t if it has not fired. */
+/* t->timers while a worker fires t: out of the wheel, its waiter not yet
+ * claimed. */
+#define CRT__TIMERS_FIRING ((crt__timers *)(uintptr_t)1)
+
+/* Disarms t if it has not fired; if it is firing right now, waits until
+ * the firer is done with it. */
 CRT__INTERN void crt__timer_cancel(crt__timer *t) {
-    /* Acquire: pairs with the arm's lock release; heap is stable while
-     * the owner of t (the waiting task) is running, except that a firing
-     * worker may clear it — which it does under the same lock. */
-    crt__timer_heap *h = crt__load(&t->heap, CRT__ACQUIRE);
-    if (!h) return;
-    crt__lock_acquire(&h->lock);
-    if (t->heap == h) {
-        crt__heap_remove_at(h, t->index);
-        crt__store(&t->heap, (crt__timer_heap *)NULL, CRT__RELAXED); /* Relaxed: we own t */
-        crt__heap_publish(h);
+    unsigned spins = 0;
+    for (;;) {
+        /* Acquire: pairs with the release that ends a firing (the firer is
+         * done with t and its waiter) and with the arm's lock release. */
+        crt__timers *h = crt__load(&t->timers, CRT__ACQUIRE);
+        if (!h) return;
+        if (h != CRT__TIMERS_FIRING) {
+            crt__lock_acquire(&h->lock);
+            /* Relaxed: under the lock, which a firer holds to mark it. */
+            int armed = crt__load(&t->timers, CRT__RELAXED) == h;
+            if (armed) {
+                crt__wheel_remove(&h->wheel, t);
+                crt__store(&t->timers, (crt__timers *)NULL, CRT__RELAXED); /* Relaxed: we own t */
+                /* The hint stays: still a lower bound. */
+            }
+            crt__lock_release(&h->lock);
+            if (armed) return;
+            continue; /* it began to fire meanwhile */
+        }
+        /* A claim or two away: the firer holds no lock while it claims. */
+        if (++spins < 64) crt__cpu_relax();
+        else sched_yield();
     }
-    crt__lock_release(&h->lock);
 }
 
 CRT__INTERN void crt__waiter_wake_to(crt__waiter *w, int lifo);
@@ -1033,40 +990,53 @@ CRT__INTERN void crt__waiter_wake_to(crt__waiter *w, int lifo);
 
 #define CRT__WAITER_OF_TIMER(t) ((crt__waiter *)((char *)(t) - offsetof(crt__waiter, timer)))
 
-/* Fires every timer of h due by now: claims each waiter with -ETIMEDOUT
- * under the heap lock (so its task cannot leave while we hold it), wakes
- * the won ones after unlocking. Returns how many it woke. */
-CRT__INTERN unsigned crt__timers_fire(crt__timer_heap *h, crt_time now) {
+/* Fires every timer of h due by now (`exact`: see crt/wheel.h): takes
+ * the due ones out under the lock, marked FIRING, so their tasks cannot
+ * leave while we hold them (crt__timer_cancel waits); claims each waiter
+ * with -ETIMEDOUT and wakes the won ones with the lock released, so the
+ * owner arming its next timer does not wait behind a batch of claims on
+ * cold stacks. Returns how many it woke. */
+CRT__INTERN unsigned crt__timers_fire(crt__timers *h, crt_time now, int exact) {
     /* Relaxed peek: a stale value only delays the firing to the next look. */
     if (crt__load(&h->earliest, CRT__RELAXED) > now) return 0;
     crt__waiter *won[64];
-    unsigned n = 0, total = 0;
+    crt__timer *due[64];
+    unsigned total = 0;
     for (;;) {
+        unsigned ndue = 0, n = 0;
         crt__lock_acquire(&h->lock);
-        while (h->len && h->items[0].deadline <= now && n < 64) {
-            crt__timer *t = h->items[0].timer;
-            crt__heap_remove_at(h, 0);
+        /* Two passes: taking the due timers reads only the wheel's own
+         * cells; each waiter is on its task's (likely cold) stack, so all
+         * of them are fetched at once before the first claim waits. */
+        while (ndue < 64 && (due[ndue] = crt__wheel_pop_due(&h->wheel, now, exact)) != NULL) {
+            /* Relaxed: a canceller reads it under this lock, or waits for
+             * the release store of NULL below. */
+            crt__store(&due[ndue]->timers, CRT__TIMERS_FIRING, CRT__RELAXED);
+            __builtin_prefetch(CRT__WAITER_OF_TIMER(due[ndue++]), 1);
+        }
+        crt__timers_publish(h, exact);
+        crt__lock_release(&h->lock);
+        for (unsigned i = 0; i < ndue; i++) {
+            crt__timer *t = due[i];
             crt__waiter *w = CRT__WAITER_OF_TIMER(t);
             if (crt__waiter_claim(w)) {
                 w->result = -ETIMEDOUT;
                 w->index = -1;
                 won[n++] = w;
+                if (w->task) __builtin_prefetch(w->task, 1); /* for the wake */
             }
             /* Release, and our last touch of t and w unless we won w: a
-             * canceller that reads heap == NULL without the lock returns at
-             * once, and its waiter (claimed by another) may be gone. */
-            crt__store(&t->heap, (crt__timer_heap *)NULL, CRT__RELEASE);
+             * canceller that reads timers == NULL returns at once, and its
+             * waiter (claimed by another) may be gone. */
+            crt__store(&t->timers, (crt__timers *)NULL, CRT__RELEASE);
         }
-        int more = h->len && h->items[0].deadline <= now;
-        crt__heap_publish(h);
-        crt__lock_release(&h->lock);
         for (unsigned i = 0; i < n; i++) crt__waiter_wake_to(won[i], 0);
         total += n;
-        n = 0;
-        if (!more) return total;
+        if (ndue < 64) return total; /* the wheel has nothing more due */
     }
 }
 
+/* The earliest hint over every worker: nothing is due before it. */
 CRT__INTERN crt_time crt__timers_earliest(crt_runtime *rt) {
     crt_time e = CRT_FOREVER;
     for (unsigned i = 0; i < rt->nworkers; i++) {
@@ -1076,15 +1046,42 @@ CRT__INTERN crt_time crt__timers_earliest(crt_runtime *rt) {
     return e;
 }
 
-/* Fires what is due in every worker's heap (an idle worker covers for
- * busy ones, so no deadline waits on a long-running task). */
-CRT__INTERN unsigned crt__timers_fire_all(crt_runtime *rt) {
+/* The earliest armed deadline, exactly (the paused clock jumps to it). */
+CRT__INTERN crt_time crt__timers_next_exact(crt_runtime *rt) {
+    crt_time e = CRT_FOREVER;
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        crt__timers *h = &rt->workers[i].timers;
+        crt__lock_acquire(&h->lock);
+        crt_time d = crt__wheel_next_exact(&h->wheel);
+        crt__lock_release(&h->lock);
+        if (d < e) e = d;
+    }
+    return e;
+}
+
+/* A worker fires its own timers; another's only once they are this late
+ * (its worker is stuck in a long task), or when it has nothing else to
+ * do. So woken tasks stay on the worker they slept on, and two busy
+ * workers do not fight over each other's wheels. */
+#define CRT__TIMER_COVER CRT_MS(1)
+
+/* Fires what is due in the wheel of `self` (NULL: none is special) and in
+ * every other wheel whose earliest timer is `cover` late. A paused clock
+ * always looks exactly: it only moves to deadlines. */
+CRT__INTERN unsigned crt__timers_fire_all(crt_runtime *rt, int exact, crt__worker *self, crt_time cover) {
     crt_time e = crt__timers_earliest(rt);
     if (e == CRT_FOREVER) return 0;
     crt_time now = crt__rt_now(rt);
     if (e > now) return 0;
+    /* Acquire: pairs with the release in crt_time_pause(). */
+    exact |= crt__load(&rt->paused, CRT__ACQUIRE) != 0;
     unsigned n = 0;
-    for (unsigned i = 0; i < rt->nworkers; i++) n += crt__timers_fire(&rt->workers[i].timers, now);
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        crt__worker *o = &rt->workers[i];
+        /* Relaxed: a hint, as in crt__timers_fire. */
+        if (o != self && crt__load(&o->timers.earliest, CRT__RELAXED) > now - cover) continue;
+        n += crt__timers_fire(&o->timers, now, exact);
+    }
     return n;
 }
 
@@ -1209,6 +1206,11 @@ CRT__INTERN int crt__task_prepare_slow(crt__worker *w, crt_task *t) {
     crt__ctx_init(&st->ctx, st->lo, st->size);
     crt__ctx_make(&st->ctx, st->lo, st->size, crt__task_entry, t);
     if (t->pinned) t->home = w;
+    /* The next new task most likely starts on the next cached stack: its
+     * top is on a page nothing has touched for a while, so ask for it now,
+     * while this task runs, not when that one's first call stalls on it. */
+    crt__stack *next = w->stacks.head;
+    if (next) __builtin_prefetch((char *)next->lo + next->size - 64, 1);
     return 0;
 }
 
@@ -1397,7 +1399,7 @@ CRT__INTERN void crt__waiter_init(crt__waiter *w) {
     w->park = CRT__WAITING;
     w->result = 0;
     w->index = -1;
-    w->timer.heap = NULL;
+    w->timer.timers = NULL;
     crt__worker *wk = crt__worker_tls();
     crt_task *t = wk ? wk->current : NULL;
     w->task = t;
@@ -1452,7 +1454,12 @@ CRT__INTERN void crt__waiter_wake_to(crt__waiter *w, int lifo) {
     /* Only a parked task needs scheduling; otherwise it is still running (it
      * will see NOTIFIED before or instead of parking), or an abort's poke
      * already scheduled it. */
-    if ((v & 3) == CRT__PARKED) crt__schedule(t, lifo);
+    if ((v & 3) == CRT__PARKED) {
+        /* Its stack, where it resumes, has likely gone cold while it slept:
+         * start fetching it now (our CAS acquired its parked context). */
+        __builtin_prefetch(t->stack->ctx.sp, 1);
+        crt__schedule(t, lifo);
+    }
 }
 
 /* Makes t look at itself: used by crt_abort. */
@@ -1507,8 +1514,9 @@ CRT__NOIPA CRT__UNUSED static int crt__waiter_wait(crt__waiter *w, crt_time dead
     if (!t) return crt__waiter_wait_thread(w, deadline); /* plain threads: CLOCK_MONOTONIC */
     crt__worker *wk = crt__worker_tls();
     if (deadline != CRT_FOREVER) {
-        if (deadline > crt__rt_now(wk->rt)) {
-            crt__timer_arm(&wk->timers, &w->timer, deadline);
+        crt_time now = crt__rt_now(wk->rt);
+        if (deadline > now) {
+            crt__timer_arm(&wk->timers, &w->timer, deadline, now);
         } else if (crt__waiter_claim(w)) {
             w->result = -ETIMEDOUT;
             w->index = -1;
@@ -1680,7 +1688,7 @@ CRT__INTERN crt_task *crt__steal_work(crt__worker *w) {
 /* Everything the scheduler loop looks at besides the local queues. */
 CRT__INTERN void crt__maintenance(crt__worker *w) {
     if (crt__list_len(&w->inbox)) crt__drain_inbox(w);
-    crt__timers_fire_all(w->rt);
+    crt__timers_fire_all(w->rt, 0, w, CRT__TIMER_COVER);
     if (w->fair_due) crt__driver_poll_now(w->rt);
 }
 
@@ -1724,13 +1732,13 @@ CRT__INTERN int crt__auto_advance(crt__worker *w) {
         uint32_t ps = crt__load(&o->park_state, CRT__ACQUIRE);
         if (ps != CRT__W_PARKED && ps != CRT__W_PARKED_DRIVER) return 0;
     }
-    crt_time next = crt__timers_earliest(rt);
+    crt_time next = crt__timers_next_exact(rt);
     if (next == CRT_FOREVER) return 0;
     crt__lock_acquire(&rt->clock_lock);
     if (crt__load(&rt->paused, CRT__RELAXED) && next > crt__load(&rt->frozen, CRT__RELAXED))
         crt__store(&rt->frozen, next, CRT__RELEASE);
     crt__lock_release(&rt->clock_lock);
-    return crt__timers_fire_all(rt) > 0;
+    return crt__timers_fire_all(rt, 1, NULL, 0) > 0;
 }
 
 /* Runs tasks until `until` says stop. Runs on the worker's own stack. */
@@ -1757,14 +1765,20 @@ CRT__NOIPA static void crt__worker_loop(crt__worker *w, crt__until_fn until, voi
             continue;
         }
         if (crt__auto_advance(w)) continue;
+        if (crt__timers_fire_all(rt, 0, NULL, 0)) continue; /* cover for busy workers */
         /* Nothing to do: a good moment to hand idle stack memory back. */
-        if (crt__stack_pool_trim(&rt->stacks, CRT__STACK_KEEP_WARM, CRT__STACK_TRIM_BATCH)) continue;
+        if (crt__stack_pool_trim(&rt->stacks, CRT__STACK_KEEP_WARM, CRT__STACK_TRIM_BATCH, crt__mono_now())) continue;
         if (!crt__transition_to_parked(w)) continue;
         for (;;) {
             crt_time d = crt__rt_to_real(rt, crt__timers_earliest(rt));
             if (real_deadline < d) d = real_deadline;
+            /* Wake when idle stacks are old enough to give back. */
+            crt_time trim_at = crt__stack_pool_next_trim(&rt->stacks, CRT__STACK_KEEP_WARM);
+            if (trim_at < d) d = trim_at;
             crt__worker_park(w, d);
-            crt__timers_fire_all(rt);
+            if (trim_at <= d)
+                crt__stack_pool_trim(&rt->stacks, CRT__STACK_KEEP_WARM, CRT__STACK_TRIM_BATCH, crt__mono_now());
+            crt__timers_fire_all(rt, 0, NULL, 0);
             if (crt__load(&rt->stop, CRT__ACQUIRE) || crt__transition_from_parked(w)) break;
             if ((until && until(w, until_arg)) || crt__mono_now() >= real_deadline) {
                 crt__unpark_self(w);
@@ -2161,6 +2175,7 @@ CRT_API crt_runtime *crt_runtime_new(const crt_config *cfg) {
         w->rng = c.seed + UINT64_C(0x9e3779b97f4a7c15) * (i + 1);
         if (!w->rng) w->rng = 1;
         w->timers.earliest = CRT_FOREVER;
+        crt__wheel_init(&w->timers.wheel, crt__rt_now(rt));
         w->single = rt->nworkers == 1;
         w->migrate = rt->migrate;
         w->fair_countdown = CRT__FAIR_INTERVAL;
@@ -2278,10 +2293,7 @@ CRT_API void crt_runtime_free(crt_runtime *rt) {
     while (rt->bp_threads > 0) pthread_cond_wait(&rt->bp_gone, &rt->bp_lock);
     pthread_mutex_unlock(&rt->bp_lock);
     if (rt->io_free) rt->io_free(rt);
-    for (unsigned i = 0; i < rt->nworkers; i++) {
-        crt__worker *w = &rt->workers[i];
-        CRT_FREE(w->timers.items);
-    }
+    for (unsigned i = 0; i < rt->nworkers; i++) CRT_FREE(rt->workers[i].timers.wheel.cells);
     /* Tasks that never finished: their stacks go with the slabs; a stack of
      * their own is unmapped here. */
     for (crt__task_chunk *c = rt->chunks; c; c = c->next) {

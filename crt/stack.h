@@ -3,11 +3,15 @@
  * Stacks are carved from slab mappings (MAP_NORESERVE: address space only,
  * pages committed by the kernel on first touch and never zeroed by crt),
  * kept for reuse in a per-worker cache and, beyond it, in the runtime's
- * pool with their pages still committed ("warm"). Memory goes back to the
- * kernel (MADV_DONTNEED) when a worker is idle: it trims the pool's oldest
- * warm stacks above CRT__STACK_KEEP_WARM, a batch at a time. A burst of
- * 100,000 tasks therefore does not cost 100,000 system calls and page
- * faults while it runs, and its memory is returned once things calm down.
+ * pool with their pages still committed ("warm"); caches and pool trade
+ * stacks in batches, so the pool's lock is taken once per CRT__STACK_BATCH
+ * tasks even when one worker starts tasks and another finishes them.
+ * Memory goes back to the kernel (MADV_DONTNEED) when a worker is idle: it
+ * trims the warm stacks that have gone unused for CRT__STACK_TRIM_AGE,
+ * oldest first, keeping CRT__STACK_KEEP_WARM. A burst of 100,000 tasks
+ * therefore does not cost 100,000 system calls and page faults while it
+ * runs, nor again each time it comes back soon after, and its memory is
+ * returned once things have been calm for a second.
  * A stack's slot is its whole address space, guard page included: the
  * default 256 KiB slot gives a task 252 KiB.
  *
@@ -58,7 +62,9 @@
 #define CRT__STACK_MIN ((size_t)16 * 1024)
 #define CRT__STACK_MAX ((size_t)1 << 30)
 #define CRT__STACK_CACHE 64        /* stacks a worker keeps for itself */
-#define CRT__STACK_KEEP_WARM 256   /* warm stacks the pool keeps when idle */
+#define CRT__STACK_BATCH 32        /* moved between a cache and the pool at once */
+#define CRT__STACK_KEEP_WARM 256   /* warm stacks the pool keeps however long unused */
+#define CRT__STACK_TRIM_AGE CRT_SEC(1) /* unused this long: its memory goes back */
 #define CRT__STACK_TRIM_BATCH 64   /* stacks trimmed per idle moment */
 #define CRT__STACKS_PER_SLAB 64
 #define CRT__CANARY UINT64_C(0x6372742d63616e61) /* "crt-cana" */
@@ -76,6 +82,7 @@ typedef struct crt__stack {
     size_t size;               /* usable bytes */
     struct crt__stack *next;   /* free-list link */
     struct crt__stack *prev;   /* warm list: the other way */
+    crt_time warm_since;       /* warm list: when it joined (CLOCK_MONOTONIC) */
     unsigned valgrind_id;
     int own_mapping;           /* mapped alone (custom size): unmapped on free */
 } crt__stack;
@@ -143,15 +150,21 @@ CRT__INTERN void crt__stack_pool_init(crt__stack_pool *p, size_t slot) {
     p->slabs = NULL;
 }
 
-/* Warm list: lock held. */
-CRT__INTERN void crt__stack_warm_push(crt__stack_pool *p, crt__stack *st) {
-    st->prev = NULL;
-    st->next = p->warm_head;
-    if (p->warm_head) p->warm_head->prev = st;
-    else p->warm_tail = st;
-    p->warm_head = st;
+/* Warm list: lock held. Puts a chain of n stacks (linked by next) in
+ * front, newest first. */
+CRT__INTERN void crt__stack_warm_push_chain(crt__stack_pool *p, crt__stack *first, size_t n, crt_time now) {
+    crt__stack *prev = NULL, *last = NULL;
+    for (crt__stack *st = first; st; st = st->next) {
+        st->prev = prev;
+        st->warm_since = now;
+        prev = last = st;
+    }
+    last->next = p->warm_head;
+    if (p->warm_head) p->warm_head->prev = last;
+    else p->warm_tail = last;
+    p->warm_head = first;
     /* Relaxed store (under the lock): crt__stack_pool_trim peeks without it. */
-    crt__store(&p->nwarm, p->nwarm + 1, CRT__RELAXED);
+    crt__store(&p->nwarm, p->nwarm + n, CRT__RELAXED);
 }
 
 CRT__INTERN void crt__stack_warm_unlink(crt__stack_pool *p, crt__stack *st) {
@@ -310,35 +323,32 @@ CRT__INTERN crt__stack *crt__stack_alloc(crt__stack_pool *p, crt__stack_cache *c
         return st;
     }
     pthread_mutex_lock(&p->lock);
-    /* Warm stacks first (newest: likeliest in cache), then cold ones. */
-    if (p->warm_head) {
+    /* A batch, so the next allocations stay off the lock: warm stacks
+     * first (newest: likeliest in cache), then cold ones. */
+    while (p->warm_head && c->count < CRT__STACK_BATCH) {
         st = p->warm_head;
         crt__stack_warm_unlink(p, st);
-        for (unsigned i = 0; i < 8 && p->warm_head; i++) {
-            crt__stack *more = p->warm_head;
-            crt__stack_warm_unlink(p, more);
-            more->next = c->head;
-            c->head = more;
-            c->count++;
-        }
-        pthread_mutex_unlock(&p->lock);
-        return st;
-    }
-    if (!p->free && crt__stack_slab_new(p) < 0) {
-        pthread_mutex_unlock(&p->lock);
-        return NULL;
-    }
-    /* Take a few at once so the next allocations stay off the lock. */
-    st = p->free;
-    p->free = st->next;
-    for (unsigned i = 0; i < 8 && p->free; i++) {
-        crt__stack *more = p->free;
-        p->free = more->next;
-        more->next = c->head;
-        c->head = more;
+        st->next = c->head;
+        c->head = st;
         c->count++;
     }
+    if (!c->head) {
+        if (!p->free && crt__stack_slab_new(p) < 0) {
+            pthread_mutex_unlock(&p->lock);
+            return NULL;
+        }
+        while (p->free && c->count < CRT__STACK_BATCH) {
+            st = p->free;
+            p->free = st->next;
+            st->next = c->head;
+            c->head = st;
+            c->count++;
+        }
+    }
     pthread_mutex_unlock(&p->lock);
+    st = c->head;
+    c->head = st->next;
+    c->count--;
     return st;
 }
 
@@ -382,22 +392,28 @@ CRT__INTERN void crt__stack_free(crt__stack_pool *p, crt__stack_cache *c, crt__s
         crt__stack_unmap(st);
         return;
     }
-    if (CRT__LIKELY(c->count < CRT__STACK_CACHE)) {
-        st->next = c->head;
-        c->head = st;
-        c->count++;
-        return;
-    }
+    st->next = c->head;
+    c->head = st;
+    if (CRT__LIKELY(c->count++ < CRT__STACK_CACHE)) return;
+    /* Full: the older half (the end of the list) goes to the pool. */
+    crt__stack *keep = c->head;
+    for (unsigned i = 1; i < CRT__STACK_CACHE - CRT__STACK_BATCH; i++) keep = keep->next;
+    crt__stack *give = keep->next;
+    keep->next = NULL;
+    size_t n = c->count - (CRT__STACK_CACHE - CRT__STACK_BATCH);
+    c->count = CRT__STACK_CACHE - CRT__STACK_BATCH;
+    crt_time now = crt__mono_now();
     pthread_mutex_lock(&p->lock);
-    crt__stack_warm_push(p, st);
+    crt__stack_warm_push_chain(p, give, n, now);
     pthread_mutex_unlock(&p->lock);
 }
 
-/* Hands memory back: the oldest warm stacks above `keep` lose their pages
+/* Hands memory back: the oldest warm stacks above `keep` that have been
+ * warm since `now - CRT__STACK_TRIM_AGE` or longer lose their pages
  * (MADV_DONTNEED; the top page stays, it is the first touched on reuse),
  * at most `batch` of them. Called by a worker with nothing else to do.
  * Returns how many it trimmed. */
-CRT__INTERN unsigned crt__stack_pool_trim(crt__stack_pool *p, size_t keep, unsigned batch) {
+CRT__INTERN unsigned crt__stack_pool_trim(crt__stack_pool *p, size_t keep, unsigned batch, crt_time now) {
     /* Racy peek: a stale count only delays or skips one trim. */
     if (crt__load(&p->nwarm, CRT__RELAXED) <= keep) return 0;
     size_t page = crt__page_size();
@@ -405,6 +421,7 @@ CRT__INTERN unsigned crt__stack_pool_trim(crt__stack_pool *p, size_t keep, unsig
     while (done < batch) {
         pthread_mutex_lock(&p->lock);
         crt__stack *st = p->nwarm > keep ? p->warm_tail : NULL;
+        if (st && now - st->warm_since < CRT__STACK_TRIM_AGE) st = NULL;
         if (st) crt__stack_warm_unlink(p, st);
         pthread_mutex_unlock(&p->lock);
         if (!st) break;
@@ -418,6 +435,17 @@ CRT__INTERN unsigned crt__stack_pool_trim(crt__stack_pool *p, size_t keep, unsig
         done++;
     }
     return done;
+}
+
+/* When crt__stack_pool_trim next has something to do (CLOCK_MONOTONIC),
+ * or CRT_FOREVER: an idle worker sleeps no longer than this. */
+CRT__INTERN crt_time crt__stack_pool_next_trim(crt__stack_pool *p, size_t keep) {
+    /* Racy peek: a stale count only delays or skips one trim. */
+    if (crt__load(&p->nwarm, CRT__RELAXED) <= keep) return CRT_FOREVER;
+    pthread_mutex_lock(&p->lock);
+    crt_time at = p->nwarm > keep ? p->warm_tail->warm_since + CRT__STACK_TRIM_AGE : CRT_FOREVER;
+    pthread_mutex_unlock(&p->lock);
+    return at;
 }
 
 /* Moves a worker's cache back to the pool (the worker is stopping). */

@@ -154,7 +154,7 @@ CRT_API void crt_time_advance(crt_time d) {
     else
         crt__store(&rt->offset, crt__load(&rt->offset, CRT__RELAXED) + d, CRT__RELEASE);
     crt__lock_release(&rt->clock_lock);
-    crt__timers_fire_all(rt);
+    crt__timers_fire_all(rt, 1, NULL, 0);
     (void)crt_yield();
 }
 

@@ -166,11 +166,10 @@ CRT__INTERN void crt__futex_wake(uint32_t *addr, int n) {
     syscall(SYS_futex, addr, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, n, NULL, NULL, 0);
 }
 
-/* >>timer: an entry of a worker's deadline heap */
+/* >>timer: a deadline armed in a worker's timing wheel (crt/wheel.h) */
 typedef struct crt__timer {
-    crt_time deadline;
-    struct crt__timer_heap *heap;   /* the heap it sits in; NULL when not armed */
-    uint32_t index;                 /* its slot there */
+    struct crt__timers *timers;     /* the worker's timers it is armed in; NULL when not armed */
+    uint32_t cell;                  /* its cell in that wheel */
 } crt__timer;
 
 /* >>waiter */
@@ -193,7 +192,7 @@ typedef struct crt__waiter {
     int index;                /* the node (select case) that won */
     struct crt_task *task;    /* NULL: a plain thread */
     uint64_t gen;             /* task: the number of this wait */
-    crt__timer timer;         /* task with a deadline: its heap entry */
+    crt__timer timer;         /* task with a deadline: its wheel entry */
 } crt__waiter;
 
 /* Claims w; 1 if the caller won and must now set result and wake it. */

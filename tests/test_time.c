@@ -1,6 +1,8 @@
 /* Time: sleep and deadlines on the real clock (generous tolerances), and
  * exact tests on the paused clock: auto-advance to the next deadline,
- * crt_time_advance, start_paused, and the three interval policies. */
+ * crt_time_advance, start_paused, and the three interval policies; the
+ * timing wheel against a model (white box), and timeouts racing the
+ * completions they guard on two workers. */
 #define CRT_IMPLEMENTATION
 #include "check.h"
 
@@ -147,6 +149,115 @@ static void test_intervals(void) {
     TEST_LOG("intervals: burst, delay and skip tick exactly on the paused clock");
 }
 
+/* >>the timing wheel against a model (white box) */
+#define WHEEL_N 2000
+static uint64_t wheel_rng;
+static uint64_t wheel_next(void) { return crt__rng_next(&wheel_rng); }
+
+/* A random distance at one of the wheel's scales: within a slot, a few
+ * slots, level 0, level 1, days; `far` adds years (levels 6 and 7). */
+static crt_time wheel_distance(int far) {
+    static const crt_time scale[] = {CRT_NS(50), CRT_US(20), CRT_MS(2), CRT_MS(300), CRT_SEC(100000), CRT_SEC(100000000)};
+    crt_time s = scale[wheel_next() % (far ? 6 : 5)];
+    return (crt_time)(wheel_next() % (uint64_t)s);
+}
+
+static crt__wheel wheel;
+static crt__timer wheel_timers[WHEEL_N];
+static crt_time wheel_deadline[WHEEL_N], wheel_due_by[WHEEL_N];
+static int wheel_armed[WHEEL_N];
+
+/* Drains what is due at now and checks it against the model: nothing
+ * early, nothing not armed; exactly: everything due; otherwise everything
+ * due for a whole slot. */
+static void wheel_drain(crt_time now, int exact) {
+    crt__timer *t;
+    while ((t = crt__wheel_pop_due(&wheel, now, exact)) != NULL) {
+        long i = t - wheel_timers;
+        CHECK(i >= 0 && i < WHEEL_N && wheel_armed[i]);
+        CHECK(wheel_deadline[i] <= now);
+        wheel_armed[i] = 0;
+    }
+    crt_time next = CRT_FOREVER;
+    uint64_t armed = 0;
+    for (int i = 0; i < WHEEL_N; i++) {
+        if (!wheel_armed[i]) continue;
+        armed++;
+        if (exact) CHECK(wheel_deadline[i] > now);
+        else CHECK(wheel_due_by[i] + CRT__WHEEL_SLOT_NS > now);
+        if (wheel_deadline[i] < next) next = wheel_deadline[i];
+    }
+    CHECK_EQ(wheel.count, armed);
+    CHECK_EQ(crt__wheel_next_exact(&wheel), next);
+    CHECK(crt__wheel_next_due(&wheel, 0) >= next || crt__wheel_next_due(&wheel, 0) > now);
+}
+
+static void test_wheel_model(void) {
+    wheel_rng = test_seed() | 1;
+    crt_time now = (crt_time)1 << 40;
+    crt__wheel_init(&wheel, now);
+    crt__wheel_cell *cells = (crt__wheel_cell *)malloc(WHEEL_N * sizeof *cells);
+    CHECK(cells != NULL);
+    CHECK(crt__wheel_grow(&wheel, cells, WHEEL_N) == NULL);
+    long fired = 0, cancelled = 0;
+    for (int step = 0; step < 200000; step++) {
+        uint64_t op = wheel_next() % 16;
+        int i = (int)(wheel_next() % WHEEL_N);
+        if (op < 8 && !wheel_armed[i]) {
+            /* Mostly ahead, sometimes already past. */
+            crt_time d = now + wheel_distance(1) - (op == 0 ? wheel_distance(0) : 0);
+            wheel_deadline[i] = d;
+            crt__wheel_insert(&wheel, &wheel_timers[i], d, now);
+            wheel_due_by[i] = d > wheel.elapsed ? d : wheel.elapsed;
+            wheel_armed[i] = 1;
+        } else if (op < 10 && wheel_armed[i]) {
+            crt__wheel_remove(&wheel, &wheel_timers[i]);
+            wheel_armed[i] = 0;
+            cancelled++;
+        } else if (op >= 10) {
+            long before = (long)wheel.count;
+            /* Forward, by up to years now and then, but far from overflow. */
+            if (op >= 12 && now < (crt_time)1 << 60) now += wheel_distance(wheel_next() % 64 == 0);
+            wheel_drain(now, op & 1);
+            fired += before - (long)wheel.count;
+        }
+    }
+    wheel_drain(CRT_FOREVER - 1, 1);
+    CHECK_EQ(wheel.count, (uint64_t)0);
+    CHECK_EQ(crt__wheel_next_due(&wheel, 0), CRT_FOREVER);
+    free(wheel.cells);
+    TEST_LOG("wheel: %ld fired, %ld cancelled, each on time against the model", fired, cancelled);
+}
+
+/* >>timeouts racing completions: a join whose deadline falls about when
+ * the task finishes, and the task's own sleep, on two workers: every task
+ * is joined exactly once, whichever side wins. */
+static void *sleep_briefly(void *arg) {
+    crt_sleep((crt_time)(intptr_t)arg);
+    return arg;
+}
+
+static void *t_join_races(void *arg) {
+    (void)arg;
+    uint64_t rng = test_seed() | 1;
+    long rounds = test_short() ? 2000 : 20000, timeouts = 0;
+    for (long i = 0; i < rounds; i++) {
+        crt_time nap = (crt_time)(crt__rng_next(&rng) % CRT_US(40));
+        crt_task *t = crt_spawn(sleep_briefly, (void *)(intptr_t)nap);
+        CHECK(t != NULL);
+        void *res = NULL;
+        int r = crt_join(t, &res, crt_after((crt_time)(crt__rng_next(&rng) % CRT_US(40))));
+        if (r == -ETIMEDOUT) {
+            timeouts++;
+            r = crt_join(t, &res, CRT_FOREVER);
+        }
+        CHECK_EQ(r, 0);
+        CHECK(res == (void *)(intptr_t)nap);
+    }
+    TEST_LOG("join races: %ld rounds, %ld joins timed out first", rounds, timeouts);
+    return NULL;
+}
+
 /* >>on a plain thread */
 static void test_plain_thread(void) {
     crt_time t0 = crt_now();
@@ -165,6 +276,7 @@ static void test_plain_thread(void) {
 }
 
 int main(void) {
+    test_wheel_model();
     test_plain_thread();
     for (int w = 1; w <= 2; w++) {
         test_run(w, t_sleep, NULL);
@@ -172,6 +284,7 @@ int main(void) {
         test_run(w, t_advance, (void *)(intptr_t)w);
         TEST_LOG("sleep, sleepers, advance: workers=%d ok", w);
     }
+    test_run(2, t_join_races, NULL);
     run_paused(t_paused_auto_advance, NULL);
     TEST_LOG("start_paused: the clock jumps exactly to each deadline");
     test_intervals();
