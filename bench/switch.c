@@ -23,7 +23,7 @@ static void co_entry(void *arg) {
 int main(int argc, char **argv) {
     long n = bench_count(argc, argv, 20000000);
     crt__stack_pool pool;
-    crt__stack_cache cache = {NULL, 0};
+    crt__stack_cache cache = {NULL, 0, NULL};
     crt__stack_pool_init(&pool, crt__stack_slot_size(0));
     crt__stack *st = crt__stack_alloc(&pool, &cache);
     if (!st) BENCH_FAIL("no stack");

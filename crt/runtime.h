@@ -953,33 +953,25 @@ CRT__INTERN void crt__timer_arm(crt__timers *h, crt__timer *t, crt_time deadline
     crt__lock_release(&h->lock);
 }
 
-/* t->timers while a worker fires t: out of the wheel, its waiter not yet
- * claimed. */
-#define CRT__TIMERS_FIRING ((crt__timers *)(uintptr_t)1)
-
 /* Disarms t if it has not fired; if it is firing right now, waits until
  * the firer is done with it. */
 CRT__INTERN void crt__timer_cancel(crt__timer *t) {
     unsigned spins = 0;
-    for (;;) {
-        /* Acquire: pairs with the release that ends a firing (the firer is
-         * done with t and its waiter) and with the arm's lock release. */
-        crt__timers *h = crt__load(&t->timers, CRT__ACQUIRE);
-        if (!h) return;
-        if (h != CRT__TIMERS_FIRING) {
-            crt__lock_acquire(&h->lock);
-            /* Relaxed: under the lock, which a firer holds to mark it. */
-            int armed = crt__load(&t->timers, CRT__RELAXED) == h;
-            if (armed) {
-                crt__wheel_remove(&h->wheel, t);
-                crt__store(&t->timers, (crt__timers *)NULL, CRT__RELAXED); /* Relaxed: we own t */
-                /* The hint stays: still a lower bound. */
-            }
-            crt__lock_release(&h->lock);
-            if (armed) return;
-            continue; /* it began to fire meanwhile */
-        }
-        /* A claim or two away: the firer holds no lock while it claims. */
+    /* Acquire: pairs with the release that ends a firing (the firer is
+     * done with t and its waiter) and with the arm's lock release. */
+    crt__timers *h = crt__load(&t->timers, CRT__ACQUIRE);
+    if (!h) return;
+    crt__lock_acquire(&h->lock);
+    /* Relaxed: under the lock. While timers is h, t's cell is still its
+     * own: a firer releases the cell only after clearing timers. */
+    int removed = crt__load(&t->timers, CRT__RELAXED) == h && crt__wheel_remove(&h->wheel, t);
+    crt__lock_release(&h->lock);
+    if (removed) {
+        crt__store(&t->timers, (crt__timers *)NULL, CRT__RELAXED); /* Relaxed: we own t */
+        return; /* the hint stays: still a lower bound */
+    }
+    /* Being fired: a claim or two away, with no lock held. */
+    while (crt__load(&t->timers, CRT__ACQUIRE) != NULL) {
         if (++spins < 64) crt__cpu_relax();
         else sched_yield();
     }
@@ -991,15 +983,17 @@ CRT__INTERN void crt__waiter_wake_to(crt__waiter *w, int lifo);
 #define CRT__WAITER_OF_TIMER(t) ((crt__waiter *)((char *)(t) - offsetof(crt__waiter, timer)))
 
 /* Fires every timer of h due by now (`exact`: see crt/wheel.h): takes
- * the due ones out under the lock, marked FIRING, so their tasks cannot
- * leave while we hold them (crt__timer_cancel waits); claims each waiter
- * with -ETIMEDOUT and wakes the won ones with the lock released, so the
- * owner arming its next timer does not wait behind a batch of claims on
- * cold stacks. Returns how many it woke. */
+ * the due ones out of their slots under the lock, keeping their cells, so
+ * their tasks cannot leave while we hold them (crt__timer_cancel waits);
+ * claims each waiter with -ETIMEDOUT with the lock released, so the owner
+ * arming its next timer does not wait behind a batch of claims on cold
+ * stacks; then gives the cells back and wakes the won waiters. Returns
+ * how many it woke. */
 CRT__INTERN unsigned crt__timers_fire(crt__timers *h, crt_time now, int exact) {
     /* Relaxed peek: a stale value only delays the firing to the next look. */
     if (crt__load(&h->earliest, CRT__RELAXED) > now) return 0;
     crt__waiter *won[64];
+    uint32_t cells[64];
     crt__timer *due[64];
     unsigned total = 0;
     for (;;) {
@@ -1008,14 +1002,13 @@ CRT__INTERN unsigned crt__timers_fire(crt__timers *h, crt_time now, int exact) {
         /* Two passes: taking the due timers reads only the wheel's own
          * cells; each waiter is on its task's (likely cold) stack, so all
          * of them are fetched at once before the first claim waits. */
-        while (ndue < 64 && (due[ndue] = crt__wheel_pop_due(&h->wheel, now, exact)) != NULL) {
-            /* Relaxed: a canceller reads it under this lock, or waits for
-             * the release store of NULL below. */
-            crt__store(&due[ndue]->timers, CRT__TIMERS_FIRING, CRT__RELAXED);
+        while (ndue < 64 && (cells[ndue] = crt__wheel_pop_due(&h->wheel, now, exact)) != CRT__WHEEL_NIL) {
+            due[ndue] = h->wheel.cells[cells[ndue]].timer;
             __builtin_prefetch(CRT__WAITER_OF_TIMER(due[ndue++]), 1);
         }
         crt__timers_publish(h, exact);
         crt__lock_release(&h->lock);
+        if (!ndue) return total;
         for (unsigned i = 0; i < ndue; i++) {
             crt__timer *t = due[i];
             crt__waiter *w = CRT__WAITER_OF_TIMER(t);
@@ -1030,6 +1023,9 @@ CRT__INTERN unsigned crt__timers_fire(crt__timers *h, crt_time now, int exact) {
              * waiter (claimed by another) may be gone. */
             crt__store(&t->timers, (crt__timers *)NULL, CRT__RELEASE);
         }
+        crt__lock_acquire(&h->lock);
+        for (unsigned i = 0; i < ndue; i++) crt__wheel_release(&h->wheel, cells[i]);
+        crt__lock_release(&h->lock);
         for (unsigned i = 0; i < n; i++) crt__waiter_wake_to(won[i], 0);
         total += n;
         if (ndue < 64) return total; /* the wheel has nothing more due */
@@ -1209,8 +1205,8 @@ CRT__INTERN int crt__task_prepare_slow(crt__worker *w, crt_task *t) {
     /* The next new task most likely starts on the next cached stack: its
      * top is on a page nothing has touched for a while, so ask for it now,
      * while this task runs, not when that one's first call stalls on it. */
-    crt__stack *next = w->stacks.head;
-    if (next) __builtin_prefetch((char *)next->lo + next->size - 64, 1);
+    crt__stack *next = crt__stack_cache_peek(&w->stacks);
+    if (next) __builtin_prefetch(next, 1);
     return 0;
 }
 
@@ -1224,13 +1220,7 @@ static inline void crt__task_finish(crt__worker *w, crt_task *t) {
     crt__stack *st = t->stack;
     t->stack = NULL;
     crt__ctx_release(&st->ctx);
-    if (CRT__LIKELY(!st->own_mapping && w->stacks.count < CRT__STACK_CACHE)) {
-        st->next = w->stacks.head;
-        w->stacks.head = st;
-        w->stacks.count++;
-    } else {
-        crt__stack_free(&w->rt->stacks, &w->stacks, st);
-    }
+    crt__stack_free(&w->rt->stacks, &w->stacks, st);
     /* Relaxed: only the owner writes it; readers want a count, not an order. */
     crt__store(&w->exited, w->exited + 1, CRT__RELAXED);
     /* Relaxed: CUSTOM was set before the task was published. */

@@ -3,17 +3,23 @@
  * Stacks are carved from slab mappings (MAP_NORESERVE: address space only,
  * pages committed by the kernel on first touch and never zeroed by crt),
  * kept for reuse in a per-worker cache and, beyond it, in the runtime's
- * pool with their pages still committed ("warm"); caches and pool trade
- * stacks in batches, so the pool's lock is taken once per CRT__STACK_BATCH
- * tasks even when one worker starts tasks and another finishes them.
+ * pool with their pages still committed ("warm"). Caches and pool trade
+ * whole chains of up to CRT__STACK_BATCH stacks in O(1), so the pool's
+ * lock is taken once per chain even when one worker starts tasks and
+ * another finishes them, and no list is walked on the way.
+ *
+ * Each stack's record (struct crt__stack: its machine context, its links)
+ * sits at the very top of the stack itself, right above the task's first
+ * frame: switching to a task touches one page, the one it runs on, and a
+ * record costs no memory beside the stack's own top page.
  * Memory goes back to the kernel (MADV_DONTNEED) when a worker is idle: it
  * trims the warm stacks that have gone unused for CRT__STACK_TRIM_AGE,
  * oldest first, keeping CRT__STACK_KEEP_WARM. A burst of 100,000 tasks
  * therefore does not cost 100,000 system calls and page faults while it
  * runs, nor again each time it comes back soon after, and its memory is
  * returned once things have been calm for a second.
- * A stack's slot is its whole address space, guard page included: the
- * default 256 KiB slot gives a task 252 KiB.
+ * A stack's slot is its whole address space, guard page and record
+ * included: the default 256 KiB slot gives a task 252 KiB less 128 bytes.
  *
  * Each stack has a guard page below it, made the cheapest way the kernel
  * allows, because the cost decides how many tasks a process can hold:
@@ -61,8 +67,7 @@
 #define CRT__STACK_DEFAULT ((size_t)256 * 1024)
 #define CRT__STACK_MIN ((size_t)16 * 1024)
 #define CRT__STACK_MAX ((size_t)1 << 30)
-#define CRT__STACK_CACHE 64        /* stacks a worker keeps for itself */
-#define CRT__STACK_BATCH 32        /* moved between a cache and the pool at once */
+#define CRT__STACK_BATCH 32        /* a chain; a worker caches up to two */
 #define CRT__STACK_KEEP_WARM 256   /* warm stacks the pool keeps however long unused */
 #define CRT__STACK_TRIM_AGE CRT_SEC(1) /* unused this long: its memory goes back */
 #define CRT__STACK_TRIM_BATCH 64   /* stacks trimmed per idle moment */
@@ -71,43 +76,51 @@
 
 enum { CRT__GUARD_AUTO, CRT__GUARD_MADVISE, CRT__GUARD_MPROTECT, CRT__GUARD_CANARY };
 
-/* A stack and the machine context that runs on it: the context travels
- * with the stack (both recycled together, so both stay in cache), and a
- * task record only points here while it runs. */
+/* A stack and the machine context that runs on it, at the top of the
+ * stack (see the top of the file); a task record points here while it
+ * runs. */
 typedef struct crt__stack {
     crt__ctx ctx;              /* the context running on this stack */
     int saved_errno;           /* its errno while switched out */
     unsigned guard;            /* how this stack is guarded */
     void *lo;                  /* lowest usable byte, just above the guard */
-    size_t size;               /* usable bytes */
-    struct crt__stack *next;   /* free-list link */
-    struct crt__stack *prev;   /* warm list: the other way */
-    crt_time warm_since;       /* warm list: when it joined (CLOCK_MONOTONIC) */
+    size_t size;               /* usable bytes: up to this record */
+    struct crt__stack *next;   /* the next stack of its chain */
+    /* The first stack of a chain in the pool describes the chain: */
+    struct crt__stack *chain_next, *chain_prev; /* the pool's lists */
+    crt_time warm_since;       /* warm: when it came back (CLOCK_MONOTONIC) */
+    unsigned chain_len;
     unsigned valgrind_id;
     int own_mapping;           /* mapped alone (custom size): unmapped on free */
 } crt__stack;
+
+/* The bytes a record takes from the top of its stack. */
+#define CRT__STACK_RECORD ((sizeof(crt__stack) + CRT__CACHELINE - 1) & ~(size_t)(CRT__CACHELINE - 1))
 
 typedef struct crt__stack_slab {
     struct crt__stack_slab *next;
     void *base;
     size_t len;
-    crt__stack stacks[CRT__STACKS_PER_SLAB];
+    unsigned guard;            /* how its stacks are guarded */
+    unsigned carved;           /* stacks handed out so far; the rest untouched */
 } crt__stack_slab;
 
-/* A worker's private cache: touched only by its owner. */
+/* A worker's private cache, touched only by its owner: the chain it takes
+ * from and gives to, and one full chain in reserve. */
 typedef struct crt__stack_cache {
     crt__stack *head;
     unsigned count;
+    crt__stack *spare;         /* NULL, or a chain of CRT__STACK_BATCH */
 } crt__stack_cache;
 
 typedef struct crt__stack_pool {
-    size_t slot;               /* address space per stack, guard included */
+    size_t slot;               /* address space per stack, guard and record included */
     unsigned guard_mode;       /* CRT__GUARD_AUTO or the forced mode */
     pthread_mutex_t lock;      /* guards the lists and slabs */
-    crt__stack *free;          /* cold: never used, or trimmed */
-    crt__stack *warm_head, *warm_tail; /* freed with pages committed; newest first */
-    size_t nwarm;
-    crt__stack_slab *slabs;
+    crt__stack *cold;          /* chains of trimmed stacks (chain_next) */
+    crt__stack *warm_head, *warm_tail; /* chains with pages committed; newest first */
+    size_t nwarm;              /* stacks in warm chains */
+    crt__stack_slab *slabs;    /* newest first */
 } crt__stack_pool;
 
 CRT__INTERN size_t crt__page_size(void) {
@@ -144,36 +157,32 @@ CRT__INTERN void crt__stack_pool_init(crt__stack_pool *p, size_t slot) {
     p->slot = slot;
     p->guard_mode = crt__stack_forced_guard();
     pthread_mutex_init(&p->lock, NULL);
-    p->free = NULL;
+    p->cold = NULL;
     p->warm_head = p->warm_tail = NULL;
     p->nwarm = 0;
     p->slabs = NULL;
 }
 
-/* Warm list: lock held. Puts a chain of n stacks (linked by next) in
- * front, newest first. */
-CRT__INTERN void crt__stack_warm_push_chain(crt__stack_pool *p, crt__stack *first, size_t n, crt_time now) {
-    crt__stack *prev = NULL, *last = NULL;
-    for (crt__stack *st = first; st; st = st->next) {
-        st->prev = prev;
-        st->warm_since = now;
-        prev = last = st;
-    }
-    last->next = p->warm_head;
-    if (p->warm_head) p->warm_head->prev = last;
-    else p->warm_tail = last;
+/* Warm chains: lock held. A chain given back goes in front. */
+CRT__INTERN void crt__stack_warm_push(crt__stack_pool *p, crt__stack *first, unsigned n, crt_time now) {
+    first->chain_len = n;
+    first->warm_since = now;
+    first->chain_prev = NULL;
+    first->chain_next = p->warm_head;
+    if (p->warm_head) p->warm_head->chain_prev = first;
+    else p->warm_tail = first;
     p->warm_head = first;
     /* Relaxed store (under the lock): crt__stack_pool_trim peeks without it. */
     crt__store(&p->nwarm, p->nwarm + n, CRT__RELAXED);
 }
 
-CRT__INTERN void crt__stack_warm_unlink(crt__stack_pool *p, crt__stack *st) {
-    if (st->prev) st->prev->next = st->next;
-    else p->warm_head = st->next;
-    if (st->next) st->next->prev = st->prev;
-    else p->warm_tail = st->prev;
+CRT__INTERN void crt__stack_warm_unlink(crt__stack_pool *p, crt__stack *first) {
+    if (first->chain_prev) first->chain_prev->chain_next = first->chain_next;
+    else p->warm_head = first->chain_next;
+    if (first->chain_next) first->chain_next->chain_prev = first->chain_prev;
+    else p->warm_tail = first->chain_prev;
     /* Relaxed store (under the lock): crt__stack_pool_trim peeks without it. */
-    crt__store(&p->nwarm, p->nwarm - 1, CRT__RELAXED);
+    crt__store(&p->nwarm, p->nwarm - first->chain_len, CRT__RELAXED);
 }
 
 /* >>map counting: the mprotect path stays well below vm.max_map_count */
@@ -277,22 +286,27 @@ CRT__INTERN unsigned crt__stack_guard_slab(crt__stack_pool *p, crt__stack_slab *
     return CRT__GUARD_CANARY;
 }
 
-CRT__INTERN void crt__stack_describe(crt__stack *st, void *slot_base, size_t slot, unsigned guard) {
-    size_t page = crt__page_size();
-    st->lo = (char *)slot_base + page;
-    st->size = slot - page;
-    st->guard = guard;
-    st->own_mapping = 0;
-    st->next = NULL;
-#if CRT__VALGRIND
-    st->valgrind_id = VALGRIND_STACK_REGISTER(st->lo, (char *)st->lo + st->size);
-#else
-    st->valgrind_id = 0;
-#endif
-    if (guard == CRT__GUARD_CANARY) *(uint64_t *)st->lo = CRT__CANARY;
+/* The record of the stack whose slot begins at slot_base. */
+static inline crt__stack *crt__stack_of_slot(void *slot_base, size_t slot) {
+    return (crt__stack *)((char *)slot_base + slot - CRT__STACK_RECORD);
 }
 
-/* Maps a new slab and puts its stacks on the pool's free list. Lock held. */
+/* Writes the record of a stack about to be used for the first time. */
+CRT__INTERN crt__stack *crt__stack_describe(void *slot_base, size_t slot, unsigned guard) {
+    size_t page = crt__page_size();
+    crt__stack *st = crt__stack_of_slot(slot_base, slot);
+    memset(st, 0, sizeof *st);
+    st->lo = (char *)slot_base + page;
+    st->size = (size_t)((char *)st - (char *)st->lo);
+    st->guard = guard;
+#if CRT__VALGRIND
+    st->valgrind_id = VALGRIND_STACK_REGISTER(st->lo, (char *)st->lo + st->size);
+#endif
+    if (guard == CRT__GUARD_CANARY) *(uint64_t *)st->lo = CRT__CANARY;
+    return st;
+}
+
+/* Maps a new slab in front of the others, guards in place. Lock held. */
 CRT__INTERN int crt__stack_slab_new(crt__stack_pool *p) {
     crt__stack_slab *s = (crt__stack_slab *)CRT_MALLOC(sizeof *s);
     if (!s) return -ENOMEM;
@@ -302,51 +316,64 @@ CRT__INTERN int crt__stack_slab_new(crt__stack_pool *p) {
         CRT_FREE(s);
         return -ENOMEM;
     }
-    unsigned guard = crt__stack_guard_slab(p, s, CRT__STACKS_PER_SLAB);
-    for (unsigned i = CRT__STACKS_PER_SLAB; i-- > 0;) {
-        crt__stack *st = &s->stacks[i];
-        crt__stack_describe(st, (char *)s->base + i * p->slot, p->slot, guard);
-        st->next = p->free;
-        p->free = st;
-    }
+    s->guard = crt__stack_guard_slab(p, s, CRT__STACKS_PER_SLAB);
+    s->carved = 0;
     s->next = p->slabs;
     p->slabs = s;
     return 0;
 }
 
+/* A chain of stacks for a cache, newest first: a warm chain, else a cold
+ * one, else a few never used (their records are written now, which
+ * commits their top pages: only as many as a burst is likely to need).
+ * NULL without memory. Lock held. */
+CRT__INTERN crt__stack *crt__stack_pool_take(crt__stack_pool *p, unsigned *n) {
+    crt__stack *first = p->warm_head;
+    if (first) {
+        crt__stack_warm_unlink(p, first);
+        *n = first->chain_len;
+        return first;
+    }
+    first = p->cold;
+    if (first) {
+        p->cold = first->chain_next;
+        *n = first->chain_len;
+        return first;
+    }
+    if ((!p->slabs || p->slabs->carved == CRT__STACKS_PER_SLAB) && crt__stack_slab_new(p) < 0) return NULL;
+    crt__stack_slab *s = p->slabs;
+    unsigned k = CRT__STACKS_PER_SLAB - s->carved;
+    if (k > 8) k = 8;
+    for (unsigned i = 0; i < k; i++) {
+        crt__stack *st = crt__stack_describe((char *)s->base + (size_t)s->carved++ * p->slot, p->slot, s->guard);
+        st->next = first;
+        first = st;
+    }
+    *n = k;
+    return first;
+}
+
+/* The stack the next crt__stack_alloc from c returns, if c has one: its
+ * top is worth fetching ahead of time. */
+static inline crt__stack *crt__stack_cache_peek(const crt__stack_cache *c) {
+    return c->head ? c->head : c->spare;
+}
+
 /* A stack of the pool's size: from the worker's cache, else the pool. */
 CRT__INTERN crt__stack *crt__stack_alloc(crt__stack_pool *p, crt__stack_cache *c) {
-    crt__stack *st = c->head;
-    if (CRT__LIKELY(st != NULL)) {
-        c->head = st->next;
-        c->count--;
-        return st;
-    }
-    pthread_mutex_lock(&p->lock);
-    /* A batch, so the next allocations stay off the lock: warm stacks
-     * first (newest: likeliest in cache), then cold ones. */
-    while (p->warm_head && c->count < CRT__STACK_BATCH) {
-        st = p->warm_head;
-        crt__stack_warm_unlink(p, st);
-        st->next = c->head;
-        c->head = st;
-        c->count++;
-    }
-    if (!c->head) {
-        if (!p->free && crt__stack_slab_new(p) < 0) {
+    if (CRT__UNLIKELY(!c->head)) {
+        if (c->spare) {
+            c->head = c->spare;
+            c->count = CRT__STACK_BATCH;
+            c->spare = NULL;
+        } else {
+            pthread_mutex_lock(&p->lock);
+            c->head = crt__stack_pool_take(p, &c->count);
             pthread_mutex_unlock(&p->lock);
-            return NULL;
-        }
-        while (p->free && c->count < CRT__STACK_BATCH) {
-            st = p->free;
-            p->free = st->next;
-            st->next = c->head;
-            c->head = st;
-            c->count++;
+            if (!c->head) return NULL;
         }
     }
-    pthread_mutex_unlock(&p->lock);
-    st = c->head;
+    crt__stack *st = c->head;
     c->head = st->next;
     c->count--;
     return st;
@@ -354,13 +381,8 @@ CRT__INTERN crt__stack *crt__stack_alloc(crt__stack_pool *p, crt__stack_cache *c
 
 /* A stack of any size in a mapping of its own (spawn options). */
 CRT__INTERN crt__stack *crt__stack_map(size_t slot) {
-    crt__stack *st = (crt__stack *)CRT_MALLOC(sizeof *st);
-    if (!st) return NULL;
     void *base = mmap(NULL, slot, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-    if (base == MAP_FAILED) {
-        CRT_FREE(st);
-        return NULL;
-    }
+    if (base == MAP_FAILED) return NULL;
     size_t page = crt__page_size();
     unsigned guard = CRT__GUARD_MADVISE;
     unsigned forced = crt__stack_forced_guard();
@@ -371,48 +393,53 @@ CRT__INTERN crt__stack *crt__stack_map(size_t slot) {
         guard = CRT__GUARD_MPROTECT;
     if (forced == CRT__GUARD_CANARY || (guard == CRT__GUARD_MPROTECT && mprotect(base, page, PROT_NONE) != 0))
         guard = CRT__GUARD_CANARY;
-    crt__stack_describe(st, base, slot, guard);
+    crt__stack *st = crt__stack_describe(base, slot, guard);
     st->own_mapping = 1;
     return st;
 }
 
 CRT__INTERN void crt__stack_unmap(crt__stack *st) {
     size_t page = crt__page_size();
+    char *base = (char *)st->lo - page;
+    size_t len = (size_t)((char *)st + CRT__STACK_RECORD - base);
 #if CRT__VALGRIND
     VALGRIND_STACK_DEREGISTER(st->valgrind_id);
 #endif
-    munmap((char *)st->lo - page, st->size + page);
-    CRT_FREE(st);
+    munmap(base, len); /* the record goes with it */
 }
 
-/* Gives a stack back: to the worker's cache, or beyond its cap to the
+/* The cache is full (a chain of CRT__STACK_BATCH): it becomes the spare;
+ * a spare already there goes back to the pool. */
+CRT__NOINLINE CRT__INTERN void crt__stack_cache_spill(crt__stack_pool *p, crt__stack_cache *c) {
+    crt__stack *give = c->spare;
+    c->spare = c->head;
+    c->head = NULL;
+    c->count = 0;
+    if (!give) return;
+    crt_time now = crt__mono_now();
+    pthread_mutex_lock(&p->lock);
+    crt__stack_warm_push(p, give, CRT__STACK_BATCH, now);
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* Gives a stack back: to the worker's cache, whose chains go back to the
  * pool's warm list (pages still committed; see crt__stack_pool_trim). */
-CRT__INTERN void crt__stack_free(crt__stack_pool *p, crt__stack_cache *c, crt__stack *st) {
-    if (st->own_mapping) {
+static inline void crt__stack_free(crt__stack_pool *p, crt__stack_cache *c, crt__stack *st) {
+    if (CRT__UNLIKELY(st->own_mapping)) {
         crt__stack_unmap(st);
         return;
     }
     st->next = c->head;
     c->head = st;
-    if (CRT__LIKELY(c->count++ < CRT__STACK_CACHE)) return;
-    /* Full: the older half (the end of the list) goes to the pool. */
-    crt__stack *keep = c->head;
-    for (unsigned i = 1; i < CRT__STACK_CACHE - CRT__STACK_BATCH; i++) keep = keep->next;
-    crt__stack *give = keep->next;
-    keep->next = NULL;
-    size_t n = c->count - (CRT__STACK_CACHE - CRT__STACK_BATCH);
-    c->count = CRT__STACK_CACHE - CRT__STACK_BATCH;
-    crt_time now = crt__mono_now();
-    pthread_mutex_lock(&p->lock);
-    crt__stack_warm_push_chain(p, give, n, now);
-    pthread_mutex_unlock(&p->lock);
+    if (CRT__UNLIKELY(++c->count == CRT__STACK_BATCH)) crt__stack_cache_spill(p, c);
 }
 
-/* Hands memory back: the oldest warm stacks above `keep` that have been
- * warm since `now - CRT__STACK_TRIM_AGE` or longer lose their pages
- * (MADV_DONTNEED; the top page stays, it is the first touched on reuse),
- * at most `batch` of them. Called by a worker with nothing else to do.
- * Returns how many it trimmed. */
+/* Hands memory back: the oldest warm chains, while more than `keep`
+ * stacks are warm, that came back at `now - CRT__STACK_TRIM_AGE` or
+ * earlier lose their pages (MADV_DONTNEED, all but the top page: it holds
+ * the record and is the first touched on reuse), until `batch` stacks are
+ * done. Called by a worker with nothing else to do. Returns how many
+ * stacks it trimmed. */
 CRT__INTERN unsigned crt__stack_pool_trim(crt__stack_pool *p, size_t keep, unsigned batch, crt_time now) {
     /* Racy peek: a stale count only delays or skips one trim. */
     if (crt__load(&p->nwarm, CRT__RELAXED) <= keep) return 0;
@@ -420,19 +447,22 @@ CRT__INTERN unsigned crt__stack_pool_trim(crt__stack_pool *p, size_t keep, unsig
     unsigned done = 0;
     while (done < batch) {
         pthread_mutex_lock(&p->lock);
-        crt__stack *st = p->nwarm > keep ? p->warm_tail : NULL;
-        if (st && now - st->warm_since < CRT__STACK_TRIM_AGE) st = NULL;
-        if (st) crt__stack_warm_unlink(p, st);
+        crt__stack *first = p->nwarm > keep ? p->warm_tail : NULL;
+        if (first && now - first->warm_since < CRT__STACK_TRIM_AGE) first = NULL;
+        if (first) crt__stack_warm_unlink(p, first);
         pthread_mutex_unlock(&p->lock);
-        if (!st) break;
+        if (!first) break;
         /* Unlinked: nobody can take it while we trim it. */
-        if (st->size > page) madvise(st->lo, st->size - page, MADV_DONTNEED);
-        if (st->guard == CRT__GUARD_CANARY) *(uint64_t *)st->lo = CRT__CANARY;
+        for (crt__stack *st = first; st; st = st->next) {
+            size_t below_top = (size_t)((char *)st - (char *)st->lo) / page * page;
+            if (below_top > page) madvise(st->lo, below_top - page, MADV_DONTNEED);
+            if (st->guard == CRT__GUARD_CANARY) *(uint64_t *)st->lo = CRT__CANARY;
+        }
+        done += first->chain_len;
         pthread_mutex_lock(&p->lock);
-        st->next = p->free;
-        p->free = st;
+        first->chain_next = p->cold;
+        p->cold = first;
         pthread_mutex_unlock(&p->lock);
-        done++;
     }
     return done;
 }
@@ -448,32 +478,20 @@ CRT__INTERN crt_time crt__stack_pool_next_trim(crt__stack_pool *p, size_t keep) 
     return at;
 }
 
-/* Moves a worker's cache back to the pool (the worker is stopping). */
-CRT__INTERN void crt__stack_cache_drain(crt__stack_pool *p, crt__stack_cache *c) {
-    pthread_mutex_lock(&p->lock);
-    while (c->head) {
-        crt__stack *st = c->head;
-        c->head = st->next;
-        st->next = p->free;
-        p->free = st;
-    }
-    c->count = 0;
-    pthread_mutex_unlock(&p->lock);
-}
-
 CRT__INTERN void crt__stack_pool_destroy(crt__stack_pool *p) {
     while (p->slabs) {
         crt__stack_slab *s = p->slabs;
         p->slabs = s->next;
 #if CRT__VALGRIND
-        for (unsigned i = 0; i < CRT__STACKS_PER_SLAB; i++) VALGRIND_STACK_DEREGISTER(s->stacks[i].valgrind_id);
+        for (unsigned i = 0; i < s->carved; i++)
+            VALGRIND_STACK_DEREGISTER(crt__stack_of_slot((char *)s->base + (size_t)i * p->slot, p->slot)->valgrind_id);
 #endif
-        if (s->stacks[0].guard == CRT__GUARD_MPROTECT)
+        if (s->guard == CRT__GUARD_MPROTECT)
             crt__fetch_sub(&crt__guard_map_entries, 2 * (long)CRT__STACKS_PER_SLAB, CRT__RELAXED);
         munmap(s->base, s->len);
         CRT_FREE(s);
     }
-    p->free = NULL;
+    p->cold = p->warm_head = p->warm_tail = NULL;
     pthread_mutex_destroy(&p->lock);
 }
 

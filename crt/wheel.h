@@ -26,6 +26,11 @@
  * clock, crt_time_advance) the slot that holds `now` is searched as well,
  * so a paused clock can jump exactly to a deadline and fire it.
  *
+ * Firing takes a cell out of its slot but keeps it (slot NIL) until the
+ * firer is done with the timer and releases it, so a canceller can tell
+ * "still armed" from "being fired" by the cell alone, without the firer
+ * writing to the timer's cold page under the lock.
+ *
  * Cells never run out: the runtime grows every wheel's cells with its task
  * records (a task arms at most one timer at a time), so arming never
  * allocates. Not thread-safe: the runtime holds a per-worker lock around
@@ -59,7 +64,7 @@ typedef struct crt__wheel_cell {
     crt_time deadline;
     crt__timer *timer;          /* the timer it stands for */
     uint32_t next, prev;        /* its slot's list; next also links free cells */
-    uint32_t slot;
+    uint32_t slot;              /* CRT__WHEEL_NIL: taken out to fire */
     uint32_t unused;
 } crt__wheel_cell;
 
@@ -171,15 +176,20 @@ CRT__INTERN void crt__wheel_insert(crt__wheel *w, crt__timer *t, crt_time deadli
     crt__wheel_place(w, id);
 }
 
-static inline void crt__wheel_release(crt__wheel *w, uint32_t id) {
+/* Frees a cell that crt__wheel_pop_due took out. */
+CRT__INTERN void crt__wheel_release(crt__wheel *w, uint32_t id) {
     w->cells[id].next = w->free_head;
     w->free_head = id;
-    w->count--;
 }
 
-CRT__INTERN void crt__wheel_remove(crt__wheel *w, crt__timer *t) {
+/* Takes t out if it is still in a slot and returns 1; 0 if it was taken
+ * out to fire and not yet released. */
+CRT__INTERN int crt__wheel_remove(crt__wheel *w, crt__timer *t) {
+    if (w->cells[t->cell].slot == CRT__WHEEL_NIL) return 0;
     crt__wheel_unlink(w, t->cell);
+    w->count--;
     crt__wheel_release(w, t->cell);
+    return 1;
 }
 
 /* The first non-empty slot at or after the position: its level and digit.
@@ -224,13 +234,14 @@ CRT__INTERN void crt__wheel_cascade(crt__wheel *w, unsigned level, unsigned digi
     }
 }
 
-/* Takes one timer that is due at `now` out of the wheel, or returns NULL
- * when none is (see the top of the file for when a timer counts as due). */
-CRT__INTERN crt__timer *crt__wheel_pop_due(crt__wheel *w, crt_time now, int exact) {
+/* Takes one timer that is due at `now` out of its slot and returns its
+ * cell (release it with crt__wheel_release once done with the timer), or
+ * CRT__WHEEL_NIL when none is due (see the top of the file for when). */
+CRT__INTERN uint32_t crt__wheel_pop_due(crt__wheel *w, crt_time now, int exact) {
     unsigned level, digit;
     while (crt__wheel_first(w, &level, &digit)) {
         crt_time start = crt__wheel_slot_start(w, level, digit);
-        if (start > now) return NULL;
+        if (start > now) return CRT__WHEEL_NIL;
         if (level > 0) {
             crt__wheel_cascade(w, level, digit, start);
             continue;
@@ -239,16 +250,16 @@ CRT__INTERN crt__timer *crt__wheel_pop_due(crt__wheel *w, crt_time now, int exac
         uint32_t id = w->head[digit];
         if (start + CRT__WHEEL_SLOT_NS > now) {
             /* `now` is inside this slot: only an exact look fires here. */
-            if (!exact) return NULL;
+            if (!exact) return CRT__WHEEL_NIL;
             while (id != CRT__WHEEL_NIL && w->cells[id].deadline > now) id = w->cells[id].next;
-            if (id == CRT__WHEEL_NIL) return NULL;
+            if (id == CRT__WHEEL_NIL) return CRT__WHEEL_NIL;
         }
-        crt__timer *t = w->cells[id].timer;
         crt__wheel_unlink(w, id);
-        crt__wheel_release(w, id);
-        return t;
+        w->cells[id].slot = CRT__WHEEL_NIL;
+        w->count--;
+        return id;
     }
-    return NULL;
+    return CRT__WHEEL_NIL;
 }
 
 /* The earliest deadline in the wheel, exactly; CRT_FOREVER if empty. */

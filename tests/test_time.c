@@ -171,11 +171,14 @@ static int wheel_armed[WHEEL_N];
  * early, nothing not armed; exactly: everything due; otherwise everything
  * due for a whole slot. */
 static void wheel_drain(crt_time now, int exact) {
-    crt__timer *t;
-    while ((t = crt__wheel_pop_due(&wheel, now, exact)) != NULL) {
-        long i = t - wheel_timers;
+    uint32_t cell;
+    while ((cell = crt__wheel_pop_due(&wheel, now, exact)) != CRT__WHEEL_NIL) {
+        long i = wheel.cells[cell].timer - wheel_timers;
         CHECK(i >= 0 && i < WHEEL_N && wheel_armed[i]);
         CHECK(wheel_deadline[i] <= now);
+        /* Taken out to fire: a cancel now must say so and change nothing. */
+        CHECK_EQ(crt__wheel_remove(&wheel, &wheel_timers[i]), 0);
+        crt__wheel_release(&wheel, cell);
         wheel_armed[i] = 0;
     }
     crt_time next = CRT_FOREVER;
@@ -211,7 +214,7 @@ static void test_wheel_model(void) {
             wheel_due_by[i] = d > wheel.elapsed ? d : wheel.elapsed;
             wheel_armed[i] = 1;
         } else if (op < 10 && wheel_armed[i]) {
-            crt__wheel_remove(&wheel, &wheel_timers[i]);
+            CHECK_EQ(crt__wheel_remove(&wheel, &wheel_timers[i]), 1);
             wheel_armed[i] = 0;
             cancelled++;
         } else if (op >= 10) {
