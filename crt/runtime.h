@@ -1238,6 +1238,8 @@ static inline void crt__task_finish(crt__worker *w, crt_task *t) {
 /* Runs the action the previous context left for the task it switched away
  * from: now that its registers are saved, it may be made runnable, parked
  * or released. Every context calls this first thing after a switch. */
+CRT__INTERN void crt__task_poke(crt_task *t);
+
 static CRT__HOT_INLINE void crt__after_switch(crt__worker *w) {
     crt_task *prev = w->prev;
     if (!prev) return;
@@ -1249,11 +1251,17 @@ static CRT__HOT_INLINE void crt__after_switch(crt__worker *w) {
         break;
     case CRT__ACT_PARK: {
         uint64_t expected = w->prev_park;
-        /* Acq_rel: on success our saved context is published to whoever
+        /* Seq_cst: on success our saved context is published to whoever
          * wakes it (pairs with the CAS in crt__waiter_wake()); on failure a
-         * wake arrived before we parked: it is runnable right away. */
-        if (!crt__cas(&prev->park, &expected, (expected & ~(uint64_t)3) | CRT__PARKED, CRT__ACQ_REL, CRT__ACQUIRE))
+         * wake arrived before we parked: it is runnable right away. And the
+         * parking side of the Dekker pair with crt_abort(): its flag store
+         * and park-word load against this CAS and the abort load after it.
+         * An abort whose look came too early to see this wait is seen here,
+         * and pokes the task as crt_abort would have. */
+        if (!crt__cas(&prev->park, &expected, (expected & ~(uint64_t)3) | CRT__PARKED, CRT__SEQ_CST, CRT__ACQUIRE))
             crt__schedule(prev, 0);
+        else if (CRT__UNLIKELY(crt__load(&prev->abort, CRT__SEQ_CST)) && !prev->shield)
+            crt__task_poke(prev); /* shield: ours to read, we ran it until the switch */
         break;
     }
     case CRT__ACT_EXIT: crt__task_finish(w, prev); break;
@@ -1397,9 +1405,10 @@ CRT__INTERN void crt__waiter_init(crt__waiter *w) {
     if (t) {
         /* Relaxed: only this task changes the number in its park word. */
         w->gen = (crt__load(&t->park, CRT__RELAXED) >> 2) + 1;
-        /* Seq_cst: published before the caller's abort check in
-         * crt__waiter_wait(), against crt_abort()'s flag-then-look (Dekker). */
-        crt__store(&t->park, (w->gen << 2) | CRT__WAITING, CRT__SEQ_CST);
+        /* Relaxed: wakers find the waiter through a queue's lock or the
+         * wheel's, which publish this store; an abort that looks too early
+         * to see it is caught after the park CAS (crt__after_switch). */
+        crt__store(&t->park, (w->gen << 2) | CRT__WAITING, CRT__RELAXED);
     }
 }
 
@@ -1454,7 +1463,8 @@ CRT__INTERN void crt__waiter_wake_to(crt__waiter *w, int lifo) {
 
 /* Makes t look at itself: used by crt_abort. */
 CRT__INTERN void crt__task_poke(crt_task *t) {
-    /* Seq_cst: after the abort flag store (Dekker with crt__waiter_init). */
+    /* Seq_cst: after the abort flag store; the other half of the Dekker
+     * pair with the park CAS and abort load in crt__after_switch(). */
     uint64_t v = crt__load(&t->park, CRT__SEQ_CST);
     for (;;) {
         uint64_t s = v & 3;
@@ -1514,8 +1524,9 @@ CRT__NOIPA CRT__UNUSED static int crt__waiter_wait(crt__waiter *w, crt_time dead
             return -ETIMEDOUT;
         }
     }
-    /* Seq_cst: the other half of the Dekker pair with crt_abort(). */
-    if (crt__load(&t->abort, CRT__SEQ_CST) && !t->shield && crt__waiter_claim(w)) {
+    /* Relaxed: a shortcut for an abort already seen; one that lands later
+     * is caught after the park (crt__after_switch). */
+    if (crt__load(&t->abort, CRT__RELAXED) && !t->shield && crt__waiter_claim(w)) {
         w->result = -ECANCELED;
         w->index = -1;
         crt__store(&t->park, (w->gen << 2) | CRT__NOTIFIED, CRT__RELAXED);

@@ -306,12 +306,43 @@ static void test_two_runtimes(void) {
     TEST_LOG("three runtimes at once on three threads: ok");
 }
 
+/* An abort races the task going to sleep, at random moments: before its
+ * wait, while it parks (on the other worker, with two), after. None may be
+ * lost: each task must end well within its 10 s sleep. */
+static void *sleep_until_aborted(void *arg) {
+    (void)arg;
+    int r;
+    while ((r = crt_sleep(CRT_SEC(10))) == 0) {
+    }
+    return (void *)(intptr_t)r;
+}
+
+static void *t_abort_races(void *arg) {
+    (void)arg;
+    uint64_t rng = test_seed() | 1;
+    long rounds = test_short() ? 1000 : 10000;
+    for (long i = 0; i < rounds; i++) {
+        crt_task *t = crt_spawn(sleep_until_aborted, NULL);
+        CHECK(t != NULL);
+        uint64_t x = crt__rng_next(&rng);
+        for (uint64_t k = x % 4; k > 0; k--) crt_yield();
+        for (volatile uint64_t spin = (x >> 8) % 2000; spin > 0; spin--) {
+        }
+        crt_abort(t);
+        void *r = NULL;
+        CHECK_EQ(crt_join(t, &r, crt_after(CRT_SEC(5))), 0);
+        CHECK_EQ((intptr_t)r, -ECANCELED);
+    }
+    return NULL;
+}
+
 static void run_all(int workers) {
     nworkers = workers;
     test_run(workers, t_spawn_join, NULL);
     test_run(workers, t_join_deadline, NULL);
     test_run(workers, t_abort, NULL);
     test_run(workers, t_abort_joiner, NULL);
+    test_run(workers, t_abort_races, NULL);
     test_run(workers, t_detach, NULL);
     test_run(workers, t_errno, NULL);
     test_run(workers, t_bad_input, NULL);
