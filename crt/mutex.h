@@ -119,11 +119,13 @@ CRT_API int crt_mutex_lock(crt_mutex *m, crt_time deadline) {
     if (CRT__UNLIKELY(!m)) return -EINVAL;
     int r = crt__check_cancel();
     if (CRT__UNLIKELY(r < 0)) return r;
-    uint32_t v = 0;
+    /* Relaxed: a look before the CAS, so a locker that will queue anyway
+     * (a convoy: every lock a hand-off) spends no failed locked operation. */
+    uint32_t v = crt__load(&m->word, CRT__RELAXED);
     /* Acquire: the critical section sees what the previous holder did;
      * pairs with the release CAS in crt_mutex_unlock() (or the release of
      * the queue lock after a hand-off). */
-    if (CRT__LIKELY(crt__cas(&m->word, &v, CRT__MUTEX_HELD, CRT__ACQUIRE, CRT__RELAXED))) return 0;
+    if (CRT__LIKELY(v == 0) && crt__cas(&m->word, &v, CRT__MUTEX_HELD, CRT__ACQUIRE, CRT__RELAXED)) return 0;
     return crt__mutex_lock_slow(m, deadline);
 }
 
@@ -157,10 +159,12 @@ CRT__NOINLINE CRT__INTERN void crt__mutex_unlock_slow(crt_mutex *m) {
 
 CRT_API void crt_mutex_unlock(crt_mutex *m) {
     if (CRT__UNLIKELY(!m)) return;
-    uint32_t v = CRT__MUTEX_HELD;
+    /* Relaxed: a look first, as in crt_mutex_lock: with waiters queued
+     * the CAS would fail. */
+    uint32_t v = crt__load(&m->word, CRT__RELAXED);
     /* Release: publishes the critical section to the next locker; pairs
      * with the acquire CAS in crt_mutex_lock(). */
-    if (CRT__LIKELY(crt__cas(&m->word, &v, 0u, CRT__RELEASE, CRT__RELAXED))) return;
+    if (CRT__LIKELY(v == CRT__MUTEX_HELD) && crt__cas(&m->word, &v, 0u, CRT__RELEASE, CRT__RELAXED)) return;
     crt__mutex_unlock_slow(m);
 }
 
