@@ -221,28 +221,38 @@ typedef struct churn {
     int done;        /* atomic: the sender finished */
 } churn;
 
+/* Reads up to 20 values, checking their order, then unsubscribes. */
+static void read_then_leave(crt_bcast_rx *rx) {
+    long last = -1;
+    uint64_t lost = 0;
+    for (int k = 0; k < 20; k++) {
+        long v = -1;
+        int rc = crt_bcast_recv(rx, &v, crt_after(CRT_MS(50)));
+        if (rc == -EOVERFLOW) {
+            lost += crt_bcast_missed(rx);
+            continue;
+        }
+        if (rc == -EPIPE || rc == -ETIMEDOUT) break;
+        CHECK_EQ(rc, 0);
+        if (last >= 0) CHECK_EQ((uint64_t)v, (uint64_t)last + 1 + lost);
+        lost = 0;
+        last = v;
+    }
+    crt_bcast_unsubscribe(rx); /* possibly while a send is in progress */
+}
+
 static void *churn_receiver(void *arg) {
     churn *c = (churn *)arg;
     for (int r = 0; r < c->rounds; r++) {
         crt_bcast_rx *rx = crt_bcast_subscribe(c->b);
         CHECK(rx != NULL);
-        long last = -1;
-        uint64_t lost = 0;
-        for (int k = 0; k < 20; k++) {
-            long v = -1;
-            int rc = crt_bcast_recv(rx, &v, crt_after(CRT_MS(50)));
-            if (rc == -EOVERFLOW) {
-                lost += crt_bcast_missed(rx);
-                continue;
-            }
-            if (rc == -EPIPE || rc == -ETIMEDOUT) break;
-            CHECK_EQ(rc, 0);
-            if (last >= 0) CHECK_EQ((uint64_t)v, (uint64_t)last + 1 + lost);
-            lost = 0;
-            last = v;
-        }
-        crt_bcast_unsubscribe(rx); /* possibly while a send is in progress */
+        read_then_leave(rx);
     }
+    return NULL;
+}
+
+static void *subscribed_receiver(void *arg) {
+    read_then_leave((crt_bcast_rx *)arg);
     return NULL;
 }
 
@@ -271,10 +281,14 @@ static void *t_churn(void *arg) {
     crt_bcast_free(c.b);
 
     /* The sender's handle goes while receivers still read; the last
-     * unsubscribe frees (checked by test_run's allocation count). */
+     * unsubscribe frees (checked by test_run's allocation count). They
+     * subscribe first: subscribing to a freed broadcast is misuse. */
     c.b = crt_bcast_new(sizeof(long), 8);
-    c.rounds = 1;
-    for (int i = 0; i < 4; i++) r[i] = crt_spawn(churn_receiver, &c);
+    for (int i = 0; i < 4; i++) {
+        crt_bcast_rx *rx = crt_bcast_subscribe(c.b);
+        CHECK(rx != NULL);
+        r[i] = crt_spawn(subscribed_receiver, rx);
+    }
     for (long i = 0; i < 4; i++) {
         crt_bcast_send(c.b, &i);
         crt_yield();
