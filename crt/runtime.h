@@ -1258,10 +1258,12 @@ static CRT__HOT_INLINE void crt__after_switch(crt__worker *w) {
          * and park-word load against this CAS and the abort load after it.
          * An abort whose look came too early to see this wait is seen here,
          * and pokes the task as crt_abort would have. */
+        /* Read before the CAS: once parked, it may run elsewhere at once. */
+        int shielded = prev->shield;
         if (!crt__cas(&prev->park, &expected, (expected & ~(uint64_t)3) | CRT__PARKED, CRT__SEQ_CST, CRT__ACQUIRE))
             crt__schedule(prev, 0);
-        else if (CRT__UNLIKELY(crt__load(&prev->abort, CRT__SEQ_CST)) && !prev->shield)
-            crt__task_poke(prev); /* shield: ours to read, we ran it until the switch */
+        else if (CRT__UNLIKELY(crt__load(&prev->abort, CRT__SEQ_CST)) && !shielded)
+            crt__task_poke(prev);
         break;
     }
     case CRT__ACT_EXIT: crt__task_finish(w, prev); break;
