@@ -5,7 +5,11 @@
  * a LIFO slot for the task its running task just woke (so a ping-pong stays
  * on one worker), and all share an injection queue for work from outside.
  * Idle workers park on a futex; at most half of them search for work at a
- * time; the one that holds the I/O driver waits in epoll_wait instead.
+ * time; the one that holds the I/O driver waits in epoll_wait instead —
+ * once sockets are in use it first polls them for up to 20 µs, so a
+ * request that arrives right after the last reply finds it awake (the
+ * sender skips waking a sleeping thread, the receiver a trip through the
+ * scheduler of the kernel; the poll is cheap next to either).
  *
  *   static void *hello(void *arg) { printf("hi %s\n", (char *)arg); return NULL; }
  *   static void *main_task(void *arg) {
@@ -1607,15 +1611,41 @@ CRT__INTERN void crt__driver_poll(crt_runtime *rt, crt_time real_deadline) {
     }
 }
 
-/* Polls I/O without waiting, if no other worker holds the driver. */
-CRT__INTERN void crt__driver_poll_now(crt_runtime *rt) {
+/* Polls I/O without waiting, if no other worker holds the driver.
+ * Returns 1 if it polled. */
+CRT__INTERN int crt__driver_poll_now(crt_runtime *rt) {
     /* Acquire: pairs with crt/net.h's release store of io_ready. */
-    if (!crt__load(&rt->io_ready, CRT__ACQUIRE)) return;
+    if (!crt__load(&rt->io_ready, CRT__ACQUIRE)) return 0;
     uint32_t free_ = 0;
+    /* Relaxed look first: a worker that finds the driver taken leaves the
+     * line shared instead of stealing it from the holder for a failed CAS. */
+    if (crt__load(&rt->driver_busy, CRT__RELAXED)) return 0;
     /* Acquire/release: the driver is a lock around epoll's event handling. */
-    if (!crt__cas(&rt->driver_busy, &free_, 1u, CRT__ACQUIRE, CRT__RELAXED)) return;
+    if (!crt__cas(&rt->driver_busy, &free_, 1u, CRT__ACQUIRE, CRT__RELAXED)) return 0;
     crt__driver_poll(rt, 0);
     crt__store(&rt->driver_busy, 0u, CRT__RELEASE);
+    return 1;
+}
+
+/* How long an idle worker keeps polling sockets before it sleeps. A
+ * request/response peer answers within a few microseconds; 20 µs covers
+ * that without spending much on a server that really is idle (at most
+ * 20 µs per time it runs dry). */
+#define CRT__IO_LINGER CRT_US(20)
+
+/* Polls I/O until something is runnable here or CRT__IO_LINGER has passed.
+ * Only while sockets are registered and no other worker holds the driver
+ * (one poller is enough). Returns 1 if there is work to look at. */
+CRT__INTERN int crt__io_linger(crt__worker *w) {
+    crt_runtime *rt = w->rt;
+    /* Relaxed: a hint; crt__driver_poll_now acquires. */
+    if (!crt__load(&rt->io_ready, CRT__RELAXED)) return 0;
+    crt_time until = crt__mono_now() + CRT__IO_LINGER;
+    do {
+        if (!crt__driver_poll_now(rt)) return 0;
+        if (crt__worker_has_local_work(w) || crt__inject_len(rt)) return 1;
+    } while (crt__mono_now() < until);
+    return 0;
 }
 
 /* Sleeps until unparked, a timer is due or (holding the driver) I/O. */
@@ -1771,6 +1801,7 @@ CRT__NOIPA static void crt__worker_loop(crt__worker *w, crt__until_fn until, voi
         if (crt__timers_fire_all(rt, 0, NULL, 0)) continue; /* cover for busy workers */
         /* Nothing to do: a good moment to hand idle stack memory back. */
         if (crt__stack_pool_trim(&rt->stacks, CRT__STACK_KEEP_WARM, CRT__STACK_TRIM_BATCH, crt__mono_now())) continue;
+        if (crt__io_linger(w)) continue;
         if (!crt__transition_to_parked(w)) continue;
         for (;;) {
             crt_time d = crt__rt_to_real(rt, crt__timers_earliest(rt));
