@@ -1262,7 +1262,8 @@ static CRT__HOT_INLINE void crt__after_switch(crt__worker *w) {
          * and park-word load against this CAS and the abort load after it.
          * An abort whose look came too early to see this wait is seen here,
          * and pokes the task as crt_abort would have. */
-        /* Read before the CAS: once parked, it may run elsewhere at once. */
+        /* A plain read, before the CAS: the shield is the task's own and we
+         * ran it until the switch; once parked it may run elsewhere at once. */
         int shielded = prev->shield;
         if (!crt__cas(&prev->park, &expected, (expected & ~(uint64_t)3) | CRT__PARKED, CRT__SEQ_CST, CRT__ACQUIRE))
             crt__schedule(prev, 0);
@@ -1638,14 +1639,12 @@ CRT__INTERN int crt__driver_poll_now(crt_runtime *rt) {
  * (one poller is enough). Returns 1 if there is work to look at. */
 CRT__INTERN int crt__io_linger(crt__worker *w) {
     crt_runtime *rt = w->rt;
-    /* Relaxed: a hint; crt__driver_poll_now acquires. */
-    if (!crt__load(&rt->io_ready, CRT__RELAXED)) return 0;
+    if (!crt__driver_poll_now(rt)) return 0; /* no sockets, or another worker polls */
     crt_time until = crt__mono_now() + CRT__IO_LINGER;
-    do {
-        if (!crt__driver_poll_now(rt)) return 0;
+    for (;;) {
         if (crt__worker_has_local_work(w) || crt__inject_len(rt)) return 1;
-    } while (crt__mono_now() < until);
-    return 0;
+        if (crt__mono_now() >= until || !crt__driver_poll_now(rt)) return 0;
+    }
 }
 
 /* Sleeps until unparked, a timer is due or (holding the driver) I/O. */
