@@ -16,6 +16,10 @@
  * straight to it and puts it in this worker's LIFO slot, so a ping-pong
  * never crosses workers; a receive that frees a slot while senders wait
  * moves the first waiting sender's value into the ring (Go's design).
+ * A send that finds the ring full first polls for room for up to 2 µs
+ * when a receiver may be running on another thread (the caller is a plain
+ * thread, or another worker of its runtime is awake), so a receiver that
+ * keeps up is not made to pay for a wake with every value it takes.
  *
  * Order: values of one sender are received in the order it sent them
  * (by any one receiver that gets several of them). Closing: sends fail at
@@ -468,6 +472,45 @@ CRT__NOINLINE CRT__INTERN int crt__chan_handoff(crt_chan *c, const void *elem) {
     return 0;
 }
 
+/* A send that found the ring full polls for room this long before it
+ * parks (about what taking a few dozen values costs a receiver)... */
+#define CRT__CHAN_SPIN CRT_US(2)
+/* ...for room this many slots past its own (at most a quarter of the
+ * capacity). */
+#define CRT__CHAN_SPIN_AHEAD 32
+
+/* The position k steps after pos (k < cap). */
+static inline uint64_t crt__chan_advance(const crt_chan *c, uint64_t pos, uint64_t k) {
+    uint64_t lap = pos & ~(c->one_lap - 1), index = (pos & (c->mark - 1)) + k;
+    return index < c->cap ? lap + index : lap + c->one_lap + (index - c->cap);
+}
+
+/* A send found the ring full. Parking at once would make the receiver pay
+ * for a wake with nearly every value it takes from then on (each frees one
+ * slot for one parked sender), so if a receiver may be running on another
+ * thread, poll for a moment instead. Poll for room a little ahead of our
+ * own slot: a sender writing right behind the receiver shares a cache line
+ * with it at every value, while one that starts a few lines back sends a
+ * burst of values on lines the receiver has finished with. Returns 1 to
+ * try again (room, or closed), 0 to park. Only a hint: after the polls the
+ * wait's own recheck decides, and finds any room there is. */
+CRT__NOINLINE CRT__INTERN int crt__chan_spin_for_room(crt_chan *c) {
+    if (!crt__spin_may_help()) return 0;
+    uint64_t ahead = c->cap / 4 < CRT__CHAN_SPIN_AHEAD ? c->cap / 4 : CRT__CHAN_SPIN_AHEAD;
+    crt_time until = crt__mono_now() + CRT__CHAN_SPIN;
+    for (unsigned i = 1;; i++) {
+        crt__cpu_relax();
+        /* A pause takes 10 to 150 cycles depending on the CPU: the clock,
+         * not a count, bounds the polling. */
+        if (i % 16 == 0 && crt__mono_now() >= until) return 0;
+        /* Relaxed, both: hints; the retry's reservation acquires. */
+        uint64_t tail = crt__load(&c->tail, CRT__RELAXED);
+        if (tail & c->mark) return 1;
+        uint64_t want = crt__chan_advance(c, tail, ahead);
+        if (crt__load(crt__chan_stamp(crt__chan_slot(c, want)), CRT__RELAXED) == want) return 1;
+    }
+}
+
 /* >>chan send path */
 
 /* Sends without waiting: 0, -EPIPE, or 1 (full). */
@@ -548,12 +591,16 @@ CRT__NOINLINE CRT__INTERN int crt__chan_wait_send(crt_chan *c, const void *elem,
 
 CRT_API int crt_chan_send(crt_chan *c, const void *elem, crt_time deadline) {
     if (CRT__UNLIKELY(!c || !elem)) return -EINVAL;
-    int r = crt__check_cancel();
+    int r = crt__check_cancel(), spun = 0;
     if (r < 0) return r;
     for (;;) {
         r = crt__chan_try_send(c, elem);
         if (CRT__LIKELY(r <= 0)) return r;
         if (deadline == CRT_TRY) return -EAGAIN;
+        if (!spun) {
+            spun = 1; /* once a call: a sender that lost the room it saw parks */
+            if (crt__chan_spin_for_room(c)) continue;
+        }
         r = crt__chan_wait_send(c, elem, deadline);
         if (r != CRT__RETRY) return r;
         if ((r = crt__check_cancel()) < 0) return r;

@@ -789,6 +789,19 @@ CRT__INTERN crt_task *crt__runq_steal(crt__worker *thief, crt__worker *victim) {
 static inline unsigned crt__idle_searching(uint32_t s) { return s & 0xffffu; }
 static inline unsigned crt__idle_unparked(uint32_t s) { return s >> 16; }
 
+/* Whether a caller about to wait for another thread to act (free room in
+ * a channel, unlock a mutex) should poll for a moment first. A plain
+ * thread should: the other side runs elsewhere, and a futex sleep and
+ * wake cost microseconds. A task only while another worker of its runtime
+ * is awake: with every other worker asleep, whoever would act is a task
+ * queued behind this one, and spinning only keeps it from running. */
+static inline int crt__spin_may_help(void) {
+    crt__worker *w = crt__worker_tls();
+    if (!w) return 1;
+    /* Relaxed: a hint; a stale count costs one short spin or one park. */
+    return crt__idle_unparked(crt__load(&w->rt->idle_state, CRT__RELAXED)) >= 2;
+}
+
 CRT__INTERN void crt__worker_unpark(crt__worker *w) {
     /* Acq_rel: the work we pushed is visible to the worker once it sees
      * NOTIFIED; pairs with the exchanges in crt__worker_park(). */

@@ -460,6 +460,75 @@ static void test_threads_only(void) {
     CHECK_EQ(test_live_allocs(), before);
 }
 
+/* >>a full ring: the sender's poll for room */
+
+/* White box: crt__chan_advance(pos, k) is k steps of crt__chan_next, over
+ * several laps and capacities that are and are not powers of two. */
+static void test_advance(void) {
+    static const size_t caps[] = {1, 2, 3, 5, 8, 100, 1024};
+    for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++) {
+        crt_chan *c = crt_chan_new(sizeof(int), caps[i]);
+        CHECK(c != NULL);
+        uint64_t pos = 0;
+        for (size_t step = 0; step < 3 * caps[i] + 7; step++) {
+            uint64_t want = pos;
+            for (uint64_t k = 0; k < caps[i] && k < 40; k++) {
+                CHECK_EQ(crt__chan_advance(c, pos, k), want);
+                want = crt__chan_next(c, want);
+            }
+            pos = crt__chan_next(c, pos);
+        }
+        crt_chan_free(c);
+    }
+}
+
+typedef struct flood {
+    crt_chan *c;
+    int n;           /* values taken by the receiver */
+    int fill;        /* values left in the ring at the end (its capacity) */
+    int last_result;
+} flood;
+
+/* Sends 0..n+fill-1, then one more, which waits on the full ring until
+ * the channel is closed. */
+static void *flood_sender(void *arg) {
+    flood *f = (flood *)arg;
+    for (int i = 0; i < f->n + f->fill; i++) CHECK_EQ(crt_chan_send(f->c, &i, crt_after(CRT_SEC(30))), 0);
+    int extra = -1;
+    __atomic_store_n(&f->last_result, crt_chan_send(f->c, &extra, crt_after(CRT_SEC(30))), __ATOMIC_RELEASE);
+    return NULL;
+}
+
+/* A plain thread keeps a small channel full while a task takes the values
+ * in bursts and pauses (the sender polls, then parks, then polls again);
+ * every value arrives once, in order; a close ends the send that waits. */
+static void *t_full_ring(void *arg) {
+    (void)arg;
+    static const size_t caps[] = {1, 8, 200};
+    for (size_t k = 0; k < sizeof caps / sizeof caps[0]; k++) {
+        flood f = {crt_chan_new(sizeof(int), caps[k]), test_short() ? 3000 : 30000, (int)caps[k], 1};
+        CHECK(f.c != NULL);
+        pthread_t th;
+        CHECK_EQ(pthread_create(&th, NULL, flood_sender, &f), 0);
+        for (int i = 0; i < f.n; i++) {
+            int v = -1;
+            CHECK_EQ(crt_chan_recv(f.c, &v, CRT_FOREVER), 0);
+            CHECK_EQ(v, i);
+            if (i % 1000 == 999) crt_sleep(CRT_US(200));
+            else if (i % 100 == 99) crt_yield();
+        }
+        /* The thread fills the ring, then waits on it with one more. */
+        wait_waiters(f.c, 1, 1);
+        CHECK_EQ(crt_chan_len(f.c), caps[k]);
+        crt_chan_close(f.c);
+        while (__atomic_load_n(&f.last_result, __ATOMIC_ACQUIRE) == 1) crt_sleep(CRT_MS(1));
+        pthread_join(th, NULL);
+        CHECK_EQ(f.last_result, -EPIPE);
+        crt_chan_free(f.c);
+    }
+    return NULL;
+}
+
 /* >>two runtimes joined by channels */
 typedef struct cross {
     crt_chan *c, *back;
@@ -572,6 +641,7 @@ int main(void) {
     test_seed();
     test_threads_only();
     test_two_runtimes();
+    test_advance();
     static const int workers[] = {1, 2};
     for (int k = 0; k < 2; k++) {
         g_workers = workers[k];
@@ -584,6 +654,7 @@ int main(void) {
         test_run(g_workers, t_pingpong, NULL);
         test_run(g_workers, t_mpmc, NULL);
         test_run(g_workers, t_task_and_thread, NULL);
+        test_run(g_workers, t_full_ring, NULL);
         test_run(g_workers, t_free_after_last, NULL);
     }
     fprintf(stderr, "test_chan: ok\n");
