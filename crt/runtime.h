@@ -789,8 +789,8 @@ CRT__INTERN crt_task *crt__runq_steal(crt__worker *thief, crt__worker *victim) {
 static inline unsigned crt__idle_searching(uint32_t s) { return s & 0xffffu; }
 static inline unsigned crt__idle_unparked(uint32_t s) { return s >> 16; }
 
-/* Whether a caller about to wait for another thread to act (free room in
- * a channel, unlock a mutex) should poll for a moment first. A plain
+/* Whether a caller about to wait for another thread to act (a sender on
+ * a full channel) should poll for a moment first. A plain
  * thread should: the other side runs elsewhere, and a futex sleep and
  * wake cost microseconds. A task only while another worker of its runtime
  * is awake: with every other worker asleep, whoever would act is a task

@@ -12,6 +12,9 @@
  *   test_seed()            CRT_TEST_SEED or a fresh one, printed once
  *   test_live_allocs()     allocations not yet freed
  *   test_fail_every(n)     fail every nth allocation from now on (0: never)
+ *   test_join_thread(th, flag, running)
+ *                          from a task: join a plain thread once *flag is no
+ *                          longer `running`, sleeping meanwhile (not blocking the worker)
  *   expect_assert(fn, msg) fn, run in a forked child, must die by CRT_ASSERT
  *                          with a message containing msg (debug builds)
  *   settle()               a few yields: spawned tasks reach their waits
@@ -20,6 +23,7 @@
 #ifndef CRT_TESTS_CHECK_H
 #define CRT_TESTS_CHECK_H
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -76,6 +80,14 @@ static inline long test_live_allocs(void) { return __atomic_load_n(&test__allocs
 static inline void test_fail_every(long n) {
     __atomic_store_n(&test__alloc_count, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&test__fail_every, n, __ATOMIC_RELAXED);
+}
+
+/* Joins plain thread th from a task: waits (crt_sleep, so the worker runs
+ * the tasks the thread may need) until the thread has changed *flag away
+ * from `running` as its last step, then joins it. */
+static inline void test_join_thread(pthread_t th, int *flag, int running) {
+    while (__atomic_load_n(flag, __ATOMIC_ACQUIRE) == running) crt_sleep(CRT_MS(1));
+    pthread_join(th, NULL);
 }
 
 static inline int test_short(void) {

@@ -328,8 +328,7 @@ static void *t_threads(void *arg) {
         if (i % 64 == 0) crt_sleep(CRT_US(50));
     }
     crt_bcast_close(b);
-    while (__atomic_load_n(&t.result, __ATOMIC_ACQUIRE) == 1) crt_sleep(CRT_MS(1));
-    pthread_join(th, NULL);
+    test_join_thread(th, &t.result, 1);
     CHECK_EQ(t.result, -EPIPE);
     crt_bcast_unsubscribe(t.rx);
     crt_bcast_free(b);

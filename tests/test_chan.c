@@ -421,9 +421,7 @@ static void *t_task_and_thread(void *arg) {
         CHECK_EQ(w, i);
     }
     crt_chan_close(t.in);
-    /* Join the thread without blocking the worker: poll. */
-    while (__atomic_load_n(&t.result, __ATOMIC_ACQUIRE) != 0) crt_sleep(CRT_MS(1));
-    pthread_join(th, NULL);
+    test_join_thread(th, &t.result, 1);
     crt_chan_free(t.in);
     crt_chan_free(t.out);
     return NULL;
@@ -521,8 +519,7 @@ static void *t_full_ring(void *arg) {
         wait_waiters(f.c, 1, 1);
         CHECK_EQ(crt_chan_len(f.c), caps[k]);
         crt_chan_close(f.c);
-        while (__atomic_load_n(&f.last_result, __ATOMIC_ACQUIRE) == 1) crt_sleep(CRT_MS(1));
-        pthread_join(th, NULL);
+        test_join_thread(th, &f.last_result, 1);
         CHECK_EQ(f.last_result, -EPIPE);
         crt_chan_free(f.c);
     }

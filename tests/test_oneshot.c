@@ -242,8 +242,7 @@ static void *t_task_and_thread(void *arg) {
     int v = 0;
     CHECK_EQ(crt_oneshot_recv(t.o, &v, CRT_FOREVER), 0);
     CHECK_EQ(v, 99);
-    while (__atomic_load_n(&t.result, __ATOMIC_ACQUIRE) == 1) crt_sleep(CRT_MS(1));
-    pthread_join(th, NULL);
+    test_join_thread(th, &t.result, 1);
     CHECK_EQ(t.result, 0);
     crt_oneshot_free(t.o);
     /* A task sends to a plain thread. */
@@ -252,8 +251,7 @@ static void *t_task_and_thread(void *arg) {
     crt_sleep(CRT_MS(5));
     v = 11;
     CHECK_EQ(crt_oneshot_send(u.o, &v), 0);
-    while (__atomic_load_n(&u.result, __ATOMIC_ACQUIRE) == 1) crt_sleep(CRT_MS(1));
-    pthread_join(th, NULL);
+    test_join_thread(th, &u.result, 1);
     CHECK_EQ(u.result, 0);
     CHECK_EQ(u.value, 11);
     crt_oneshot_free(u.o);

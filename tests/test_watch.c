@@ -286,8 +286,7 @@ static void *t_threads(void *arg) {
         if (v % 100 == 0) crt_sleep(CRT_US(100));
     }
     crt_watch_close(t.w);
-    while (__atomic_load_n(&t.result, __ATOMIC_ACQUIRE) == 1) crt_sleep(CRT_MS(1));
-    pthread_join(th, NULL);
+    test_join_thread(th, &t.result, 1);
     CHECK_EQ(t.result, -EPIPE);
     crt_watch_free(t.w);
     return NULL;
