@@ -67,6 +67,7 @@
 #endif
 
 #if CRT__ASAN
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 #if CRT__TSAN
@@ -328,6 +329,17 @@ static inline void crt__ctx_release(crt__ctx *c) {
 #else
     (void)c;
 #endif
+}
+
+/* For a context that never finished (its runtime is freed while it is
+ * still switched out): ASan's marks for the frames still on its stack go
+ * too, or whatever is mapped at those addresses next inherits them (and a
+ * frame of a later task there reads as an overflow). */
+static inline void crt__ctx_abandon(crt__ctx *c) {
+#if CRT__ASAN
+    __asan_unpoison_memory_region(c->stack_lo, c->stack_size);
+#endif
+    crt__ctx_release(c);
 }
 
 /* Leaves `from` and resumes `to`; returns when something switches back to

@@ -2345,7 +2345,7 @@ CRT_API void crt_runtime_free(crt_runtime *rt) {
     for (crt__task_chunk *c = rt->chunks; c; c = c->next) {
         for (unsigned i = 0; i < CRT__TASKS_PER_CHUNK; i++) {
             crt_task *t = &c->tasks[i];
-            if (t->stack) crt__ctx_release(&t->stack->ctx);
+            if (t->stack) crt__ctx_abandon(&t->stack->ctx);
             if (t->stack && t->stack->own_mapping) crt__stack_unmap(t->stack);
         }
     }
