@@ -1477,6 +1477,16 @@ CRT__INTERN void crt__waiter_wake_to(crt__waiter *w, int lifo) {
         /* Its stack, where it resumes, has likely gone cold while it slept:
          * start fetching it now (our CAS acquired its parked context). */
         __builtin_prefetch(t->stack->ctx.sp, 1);
+        crt__worker *me = crt__worker_tls();
+        /* The hand-off of a message (a channel, a mutex) to a task of our
+         * own worker's runtime: straight into our LIFO slot, what
+         * crt__schedule_on would do after its checks for the rare cases. */
+        if (lifo && me && me->rt == t->rt && CRT__LIKELY(t->home == NULL && !me->migrate)) {
+            crt_task *prev = me->lifo;
+            me->lifo = t;
+            if (prev) crt__schedule_on(me->rt, me, prev, 0);
+            return;
+        }
         crt__schedule(t, lifo);
     }
 }
