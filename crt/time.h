@@ -75,17 +75,23 @@ CRT_API void crt_time_advance(crt_time d);
 #if defined(CRT_IMPLEMENTATION) && !defined(CRT__TIME_IMPL)
 #define CRT__TIME_IMPL
 
-CRT_API int crt_sleep_until(crt_time deadline) {
+/* `now`: the caller's clock reading, or CRT__NOW_UNREAD. */
+CRT__INTERN int crt__sleep_until(crt_time deadline, crt_time now) {
     int r = crt__check_cancel();
     if (r < 0) return r;
     crt__waiter w;
     crt__waiter_init(&w);
     /* Nothing but the deadline (or an abort) can claim this waiter. */
-    r = crt__waiter_wait(&w, deadline < 1 ? 1 : deadline);
+    r = crt__waiter_wait_since(&w, deadline < 1 ? 1 : deadline, now);
     return r == -ETIMEDOUT ? 0 : r;
 }
 
-CRT_API int crt_sleep(crt_time duration) { return crt_sleep_until(crt_after(duration)); }
+CRT_API int crt_sleep_until(crt_time deadline) { return crt__sleep_until(deadline, CRT__NOW_UNREAD); }
+
+CRT_API int crt_sleep(crt_time duration) {
+    crt_time now = crt_now();
+    return crt__sleep_until(crt__add_saturating(now, duration), now);
+}
 
 CRT_API void crt_interval_init(crt_interval *iv, crt_time period, int missed) {
     if (!iv) return;

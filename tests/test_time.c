@@ -103,6 +103,41 @@ static void *t_advance(void *arg) {
     return NULL;
 }
 
+/* Timers fire in batches of 64, each waiter fetched a few claims ahead:
+ * groups of sleepers due at the same instant, sized around both bounds,
+ * all wake, each exactly at its deadline (the paused clock), none twice;
+ * and sleepers due at different instants of one group wake at theirs. */
+static int batch_woken;
+static void *sleeper_counts(void *arg) {
+    crt_time start = crt_now();
+    CHECK_EQ(crt_sleep((crt_time)(intptr_t)arg), 0);
+    CHECK_EQ(crt_now() - start, (crt_time)(intptr_t)arg);
+    batch_woken++; /* one worker: no race */
+    return NULL;
+}
+
+static void *t_paused_batches(void *arg) {
+    (void)arg;
+    static const int sizes[] = {1, 7, 8, 9, 63, 64, 65, 72, 129, 300};
+    crt_task *t[300];
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        int n = sizes[s];
+        batch_woken = 0;
+        crt_time t0 = crt_now(), last = 0;
+        for (int i = 0; i < n; i++) {
+            /* Half of them share one deadline, the others step by 1 ns. */
+            crt_time d = CRT_MS(5) + (i % 2 ? i : 0);
+            if (d > last) last = d;
+            t[i] = crt_spawn(sleeper_counts, (void *)(intptr_t)d);
+            CHECK(t[i] != NULL);
+        }
+        for (int i = 0; i < n; i++) CHECK_EQ(crt_join(t[i], NULL, CRT_FOREVER), 0);
+        CHECK_EQ(batch_woken, n);
+        CHECK_EQ(crt_now() - t0, last);
+    }
+    return NULL;
+}
+
 /* >>intervals: tick times on the paused clock */
 struct iv_case {
     int missed;
@@ -289,7 +324,8 @@ int main(void) {
     }
     test_run(2, t_join_races, NULL);
     run_paused(t_paused_auto_advance, NULL);
-    TEST_LOG("start_paused: the clock jumps exactly to each deadline");
+    run_paused(t_paused_batches, NULL);
+    TEST_LOG("start_paused: the clock jumps exactly to each deadline, in batches of every size");
     test_intervals();
     return 0;
 }
