@@ -999,13 +999,6 @@ CRT__INTERN void crt__waiter_wake_to(crt__waiter *w, int lifo);
 
 #define CRT__WAITER_OF_TIMER(t) ((crt__waiter *)((char *)(t) - offsetof(crt__waiter, timer)))
 
-/* Fires every timer of h due by now (`exact`: see crt/wheel.h): takes
- * the due ones out of their slots under the lock, keeping their cells, so
- * their tasks cannot leave while we hold them (crt__timer_cancel waits);
- * claims each waiter with -ETIMEDOUT with the lock released, so the owner
- * arming its next timer does not wait behind a batch of claims on cold
- * stacks; then gives the cells back and wakes the won waiters. Returns
- * how many it woke. */
 /* Each waiter sits on its task's stack, most likely cold: a page nobody
  * touched for a while, one a page-table walk away. The claims fetch them
  * this many ahead of the claim that needs them, so the misses overlap.
@@ -1013,6 +1006,14 @@ CRT__INTERN void crt__waiter_wake_to(crt__waiter *w, int lifo);
  * prefetches beyond those stall the loop that issues them (measured: two
  * thirds of the firing's time sat on the prefetch when it issued 64). */
 #define CRT__TIMER_FETCH_AHEAD 8u
+
+/* Fires every timer of h due by now (`exact`: see crt/wheel.h): takes
+ * the due ones out of their slots under the lock, keeping their cells, so
+ * their tasks cannot leave while we hold them (crt__timer_cancel waits);
+ * claims each waiter with -ETIMEDOUT with the lock released, so the owner
+ * arming its next timer does not wait behind a batch of claims on cold
+ * stacks; then gives the cells back and wakes the won waiters. Returns
+ * how many it woke. */
 CRT__INTERN unsigned crt__timers_fire(crt__timers *h, crt_time now, int exact) {
     /* Relaxed peek: a stale value only delays the firing to the next look. */
     if (crt__load(&h->earliest, CRT__RELAXED) > now) return 0;
@@ -1549,11 +1550,10 @@ CRT__INTERN int crt__waiter_wait_thread(crt__waiter *w, crt_time deadline) {
  * Returns w->result: what the winner wrote, or -ETIMEDOUT or -ECANCELED
  * (never -ENOMEM: arming a deadline does not allocate). deadline is not
  * CRT_TRY (the caller answers -EAGAIN itself). */
-/* crt__waiter_wait for a caller that has just read the task's clock
- * (crt_sleep): `now` is that reading, or CRT__NOW_UNREAD. One clock read
- * less per sleep matters when 100,000 tasks start sleeping at once: the
- * read waits for every miss before it, and each of them runs on a cold
- * stack. */
+/* crt__waiter_wait_since is the same for a caller that has just read the
+ * task's clock (crt_sleep): `now` is that reading, or CRT__NOW_UNREAD. One
+ * clock read less per sleep matters when 100,000 tasks start sleeping at
+ * once: the read waits for every miss before it, on cold stacks. */
 #define CRT__NOW_UNREAD INT64_MIN
 CRT__NOIPA CRT__UNUSED static int crt__waiter_wait_since(crt__waiter *w, crt_time deadline, crt_time now) {
     crt_task *t = w->task;
