@@ -32,7 +32,7 @@
 /* Layout types embedded in public value types (crt_sem, crt_mutex, ...).
  * All-zero is an unlocked lock and an empty queue. */
 typedef struct crt__wait_node {
-    struct crt__wait_node *next, *prev;
+    struct crt__wait_node *next, *prev; /* prev: stale at the head (crt__waitq_remove) */
     struct crt__waiter *waiter;
     void *ptr;        /* payload: buffer in or out */
     size_t n;         /* payload: a count (permits, ...) */
@@ -109,12 +109,24 @@ CRT__INTERN void crt__waitq_push(crt__waitq *q, crt__wait_node *n) {
     n->linked = 1;
 }
 
+/* A node lives in its waiter's frame, on a parked task's stack: in a long
+ * queue it has gone cold by the time it reaches the head (a mutex convoy
+ * hands over to a new head at every unlock). So taking the head off does
+ * not write the node behind it — the head's prev is left stale, and is
+ * never read: every other node's prev is exact, which is all a removal
+ * needs — but starts fetching it, for the hand-off that will take it. */
 CRT__INTERN void crt__waitq_remove(crt__waitq *q, crt__wait_node *n) {
     if (!n->linked) return;
-    if (n->prev) n->prev->next = n->next;
-    else q->head = n->next;
-    if (n->next) n->next->prev = n->prev;
-    else q->tail = n->prev;
+    crt__wait_node *next = n->next;
+    if (q->head == n) {
+        q->head = next;
+        if (next) __builtin_prefetch(next, 1);
+        else q->tail = NULL;
+    } else {
+        n->prev->next = next;
+        if (next) next->prev = n->prev;
+        else q->tail = n->prev;
+    }
     n->next = n->prev = NULL;
     n->linked = 0;
 }

@@ -1,7 +1,7 @@
 /* crt_mutex: mutual exclusion with a non-atomic counter (tasks on 2
  * workers and plain threads together), FIFO hand-off (no barging, not even
- * by CRT_TRY), deadlines and aborts that lose nothing, CRT_MUTEX_INIT, and
- * the misuse asserts. */
+ * by CRT_TRY), deadlines and aborts that lose nothing, CRT_MUTEX_INIT, the
+ * misuse asserts, and the wait queue beneath (a model check). */
 #ifndef CRT_IMPLEMENTATION
 #define CRT_IMPLEMENTATION
 #endif
@@ -242,8 +242,50 @@ static void *hammer(void *arg) {
     return NULL;
 }
 
+/* >>the wait queue under it, white box: the head's prev is left stale when
+ * the head is taken (a hand-off does not touch the node behind it), so
+ * check against a model that every mix of pushes, head pops and removals
+ * from anywhere (timeouts, aborts) keeps the order, the tail and the prev
+ * of every node but the head exact. */
+static void waitq_model(void) {
+    enum { N = 48 };
+    crt__wait_node nodes[N];
+    int order[N], len = 0;
+    crt__waitq q = {NULL, NULL};
+    memset(nodes, 0, sizeof nodes);
+    uint64_t rng = test_seed() | 1;
+    for (int step = 0; step < 200000; step++) {
+        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+        int k = (int)(rng % N), op = (int)((rng >> 32) % 3);
+        if (op == 0 && !nodes[k].linked) {
+            crt__waitq_push(&q, &nodes[k]);
+            order[len++] = k;
+        } else if (op == 1 && len) {
+            CHECK(q.head == &nodes[order[0]]);
+            crt__waitq_remove(&q, q.head);
+            memmove(order, order + 1, (size_t)--len * sizeof *order);
+        } else if (op == 2) {
+            int at = -1;
+            for (int i = 0; i < len; i++)
+                if (order[i] == k) at = i;
+            crt__waitq_remove(&q, &nodes[k]); /* unlinked: a no-op */
+            if (at >= 0) memmove(order + at, order + at + 1, (size_t)(--len - at) * sizeof *order);
+        }
+        crt__wait_node *n = q.head;
+        for (int i = 0; i < len; i++, n = n->next) {
+            CHECK(n == &nodes[order[i]]);
+            CHECK(n->linked);
+            if (i > 0) CHECK(n->prev == &nodes[order[i - 1]]);
+        }
+        CHECK(n == NULL);
+        CHECK(q.tail == (len ? &nodes[order[len - 1]] : NULL));
+        CHECK_EQ(crt__waitq_empty(&q), len == 0);
+    }
+}
+
 int main(void) {
     (void)test_seed(); /* printed once, before any thread reads it */
+    waitq_model();
     expect_assert(misuse_unlock_unlocked, "crt_mutex_unlock: the mutex is not locked");
     expect_assert(misuse_destroy_locked, "crt_mutex_destroy: the mutex is locked");
     expect_assert(misuse_destroy_waiting, "crt_mutex_destroy: tasks or threads are still waiting");
