@@ -1549,11 +1549,12 @@ CRT__INTERN int crt__waiter_wait_thread(crt__waiter *w, crt_time deadline) {
  * must afterwards unlink those still linked (under each queue's lock).
  * Returns w->result: what the winner wrote, or -ETIMEDOUT or -ECANCELED
  * (never -ENOMEM: arming a deadline does not allocate). deadline is not
- * CRT_TRY (the caller answers -EAGAIN itself). */
-/* crt__waiter_wait_since is the same for a caller that has just read the
- * task's clock (crt_sleep): `now` is that reading, or CRT__NOW_UNREAD. One
- * clock read less per sleep matters when 100,000 tasks start sleeping at
- * once: the read waits for every miss before it, on cold stacks. */
+ * CRT_TRY (the caller answers -EAGAIN itself).
+ *
+ * `now` is the task's clock as the caller has just read it (crt_sleep),
+ * or CRT__NOW_UNREAD. One clock read less per sleep matters when 100,000
+ * tasks start sleeping at once: the read waits for every miss before it,
+ * on cold stacks. */
 #define CRT__NOW_UNREAD INT64_MIN
 CRT__NOIPA CRT__UNUSED static int crt__waiter_wait_since(crt__waiter *w, crt_time deadline, crt_time now) {
     crt_task *t = w->task;
@@ -1602,6 +1603,7 @@ done:
     return w->result;
 }
 
+/* crt__waiter_wait_since for a caller that has not read the clock. */
 CRT__UNUSED static inline int crt__waiter_wait(crt__waiter *w, crt_time deadline) {
     return crt__waiter_wait_since(w, deadline, CRT__NOW_UNREAD);
 }

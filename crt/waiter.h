@@ -109,12 +109,13 @@ CRT__INTERN void crt__waitq_push(crt__waitq *q, crt__wait_node *n) {
     n->linked = 1;
 }
 
-/* A node lives in its waiter's frame, on a parked task's stack: in a long
- * queue it has gone cold by the time it reaches the head (a mutex convoy
- * hands over to a new head at every unlock). So taking the head off does
- * not write the node behind it — the head's prev is left stale, and is
- * never read: every other node's prev is exact, which is all a removal
- * needs — but starts fetching it, for the hand-off that will take it. */
+/* A node lives in its waiter's frame, on a parked task's stack, and in a
+ * long queue that line has gone cold by the time the node reaches the
+ * head (a mutex convoy hands over to a new head at every unlock). So
+ * taking the head off does not write the next node; it only starts
+ * fetching it, for the hand-off that will take it. The head's prev is
+ * therefore stale. Nothing reads it: a removal tells the head by q->head,
+ * and every other node's prev is exact. */
 CRT__INTERN void crt__waitq_remove(crt__waitq *q, crt__wait_node *n) {
     if (!n->linked) return;
     crt__wait_node *next = n->next;

@@ -261,14 +261,17 @@ static void waitq_model(void) {
             crt__waitq_push(&q, &nodes[k]);
             order[len++] = k;
         } else if (op == 1 && len) {
-            CHECK(q.head == &nodes[order[0]]);
-            crt__waitq_remove(&q, q.head);
+            crt__wait_node *head = q.head;
+            CHECK(head == &nodes[order[0]]);
+            crt__waitq_remove(&q, head);
+            CHECK(!head->linked && !head->next && !head->prev);
             memmove(order, order + 1, (size_t)--len * sizeof *order);
         } else if (op == 2) {
             int at = -1;
             for (int i = 0; i < len; i++)
                 if (order[i] == k) at = i;
             crt__waitq_remove(&q, &nodes[k]); /* unlinked: a no-op */
+            CHECK(!nodes[k].linked && !nodes[k].next && !nodes[k].prev);
             if (at >= 0) memmove(order + at, order + at + 1, (size_t)(--len - at) * sizeof *order);
         }
         crt__wait_node *n = q.head;
