@@ -247,7 +247,7 @@ struct CRT__ALIGNED(CRT__CACHELINE) crt_task {
     void *arg;
     crt_runtime *rt;
     crt__stack *stack;            /* with the context: NULL until it first runs */
-    uint64_t park;                /* atomic: (number of the wait << 2) | CRT__WAITING.. */
+    uint64_t park;                /* atomic: its wait word (crt/waiter.h): number of the wait << 3 | ... */
     uint32_t flags;               /* atomic CRT__T_* */
     uint32_t abort;               /* atomic: 1 once aborted */
     uint8_t shield;               /* owner: aborts held back */
@@ -262,6 +262,41 @@ struct CRT__ALIGNED(CRT__CACHELINE) crt_task {
     crt_group *group;             /* crt/group.h: its links; the hooks are in its header */
     struct crt_task *gnext, *gprev;
 };
+
+/* Claims w: 1 if the caller won and must now write the result and wake it
+ * (crt__waiter_wake_to), 0 if someone else owns it. The state the claim
+ * found is kept for the wake: a task that was parked stays parked until
+ * the winner's wake, because once CRT__CLAIMED is set neither an abort's
+ * poke nor another claimer writes the word, and the task is switched out. */
+static inline int crt__waiter_claim(crt__waiter *w) {
+    crt_task *t = w->task;
+    if (!t) {
+        /* Relaxed: a guess for the CAS, which carries the order. */
+        uint32_t v = crt__load(&w->park, CRT__RELAXED);
+        do {
+            if (v & CRT__CLAIMED) return 0;
+            /* Acq_rel: the winner's later writes (result, payload) follow
+             * the claim, and it sees what the waiting side wrote before. */
+        } while (!crt__cas_weak(&w->park, &v, v | CRT__CLAIMED, CRT__ACQ_REL, CRT__RELAXED));
+        w->claimed_as = v & CRT__PARK_STATE;
+        return 1;
+    }
+    /* Relaxed: as above. */
+    uint64_t v = crt__load(&t->park, CRT__RELAXED);
+    do {
+        CRT_ASSERT((v >> CRT__PARK_GEN_SHIFT) == w->gen, "waiter claimed for a wait that is over");
+        if (v & CRT__CLAIMED) return 0;
+        /* Acq_rel: as above; when it finds the task parked it also acquires
+         * the saved context (pairs with the park CAS in crt__after_switch). */
+    } while (!crt__cas_weak(&t->park, &v, v | CRT__CLAIMED, CRT__ACQ_REL, CRT__RELAXED));
+    w->claimed_as = (uint32_t)(v & CRT__PARK_STATE);
+    return 1;
+}
+
+/* The word of a finished wait: claimed and notified. */
+static inline uint64_t crt__park_done(const crt__waiter *w) {
+    return (w->gen << CRT__PARK_GEN_SHIFT) | CRT__CLAIMED | CRT__NOTIFIED;
+}
 
 /* Two cache lines: a parked task costs its stack page and this. */
 typedef char crt__task_size_check[sizeof(struct crt_task) == 2 * CRT__CACHELINE ? 1 : -1];
@@ -1280,8 +1315,9 @@ static CRT__HOT_INLINE void crt__after_switch(crt__worker *w) {
     case CRT__ACT_PARK: {
         uint64_t expected = w->prev_park;
         /* Seq_cst: on success our saved context is published to whoever
-         * wakes it (pairs with the CAS in crt__waiter_wake()); on failure a
-         * wake arrived before we parked: it is runnable right away. And the
+         * wakes it (pairs with the claim in crt__waiter_claim(), or the
+         * exchange of a wake that claimed it earlier); on failure a wake or
+         * a poke arrived before we parked: it is runnable right away. And the
          * parking side of the Dekker pair with crt_abort(): its flag store
          * and park-word load against this CAS and the abort load after it.
          * An abort whose look came too early to see this wait is seen here,
@@ -1289,10 +1325,19 @@ static CRT__HOT_INLINE void crt__after_switch(crt__worker *w) {
         /* A plain read, before the CAS: the shield is the task's own and we
          * ran it until the switch; once parked it may run elsewhere at once. */
         int shielded = prev->shield;
-        if (!crt__cas(&prev->park, &expected, (expected & ~(uint64_t)3) | CRT__PARKED, CRT__SEQ_CST, CRT__ACQUIRE))
-            crt__schedule(prev, 0);
-        else if (CRT__UNLIKELY(crt__load(&prev->abort, CRT__SEQ_CST)) && !shielded)
-            crt__task_poke(prev);
+        for (;;) {
+            if (crt__cas(&prev->park, &expected, (expected & ~(uint64_t)CRT__PARK_STATE) | CRT__PARKED, CRT__SEQ_CST,
+                         CRT__ACQUIRE)) {
+                if (CRT__UNLIKELY(crt__load(&prev->abort, CRT__SEQ_CST)) && !shielded) crt__task_poke(prev);
+                break;
+            }
+            /* Claimed meanwhile, its winner not yet here: park all the same.
+             * Notified or poked: it is runnable right away. */
+            if ((expected & CRT__PARK_STATE) != CRT__WAITING) {
+                crt__schedule(prev, 0);
+                break;
+            }
+        }
         break;
     }
     case CRT__ACT_EXIT: crt__task_finish(w, prev); break;
@@ -1424,8 +1469,8 @@ CRT__INTERN void crt__task_wait_released(crt_task *t) {
 /* Prepares w for a blocking call of the caller (task or plain thread).
  * Call before linking its nodes anywhere. */
 CRT__INTERN void crt__waiter_init(crt__waiter *w) {
-    w->claim = 0;
     w->park = CRT__WAITING;
+    w->claimed_as = 0;
     w->result = 0;
     w->index = -1;
     w->timer.timers = NULL;
@@ -1435,17 +1480,14 @@ CRT__INTERN void crt__waiter_init(crt__waiter *w) {
     w->gen = 0;
     if (t) {
         /* Relaxed: only this task changes the number in its park word. */
-        w->gen = (crt__load(&t->park, CRT__RELAXED) >> 2) + 1;
+        w->gen = (crt__load(&t->park, CRT__RELAXED) >> CRT__PARK_GEN_SHIFT) + 1;
         /* Relaxed: wakers find the waiter through a queue's lock or the
          * wheel's, which publish this store; an abort that looks too early
          * to see it is caught after the park CAS (crt__after_switch). */
-        crt__store(&t->park, (w->gen << 2) | CRT__WAITING, CRT__RELAXED);
+        crt__store(&t->park, (w->gen << CRT__PARK_GEN_SHIFT) | CRT__WAITING, CRT__RELAXED);
     }
 }
 
-/* Wakes a claimed waiter; after this the caller must not touch it. `lifo`:
- * a task woken by the running task (a message for it) may run next on
- * this worker. */
 /* A wait node of w, not on any queue yet (case index 0). */
 static inline void crt__wait_node_init(crt__wait_node *node, crt__waiter *w, void *ptr, size_t n) {
     node->waiter = w;
@@ -1461,32 +1503,39 @@ static inline void crt__waiter_init_one(crt__waiter *w, crt__wait_node *node, vo
     crt__wait_node_init(node, w, ptr, n);
 }
 
+/* Wakes a claimed waiter; after this the caller must not touch it. `lifo`:
+ * a task woken by the running task (a message for it) may run next on
+ * this worker. */
 CRT__INTERN void crt__waiter_wake_to(crt__waiter *w, int lifo) {
     crt_task *t = w->task;
     if (!t) {
         /* Acq_rel: publishes result and payload to the thread, which reads
          * them after seeing NOTIFIED (pairs with its acquire load). */
-        uint32_t prev = crt__xchg(&w->park, (uint32_t)CRT__NOTIFIED, CRT__ACQ_REL);
+        uint32_t prev = crt__xchg(&w->park, CRT__CLAIMED | (uint32_t)CRT__NOTIFIED, CRT__ACQ_REL);
         /* The thread may return as soon as it sees NOTIFIED; a wake on the
          * stale address is harmless (futex waiters recheck their word). */
-        if (prev == CRT__PARKED) crt__futex_wake(&w->park, 1);
+        if ((prev & CRT__PARK_STATE) == CRT__PARKED) crt__futex_wake(&w->park, 1);
         return;
     }
-    uint64_t done = (w->gen << 2) | CRT__NOTIFIED;
-    /* Relaxed: the CAS below orders. */
-    uint64_t v = crt__load(&t->park, CRT__RELAXED);
-    for (;;) {
-        CRT_ASSERT((v >> 2) == w->gen, "waiter woken for a wait that is over");
-        /* Acq_rel: publishes result and payload to the task; pairs with its
-         * park CAS and its acquire reload after resuming. */
-        if (crt__cas(&t->park, &v, done, CRT__ACQ_REL, CRT__RELAXED)) break;
+    /* Read before the wake: once it lands the task may return and reuse
+     * the memory of w for its next wait. */
+    uint64_t done = crt__park_done(w), was;
+    if (w->claimed_as == CRT__PARKED) {
+        /* Parked when we claimed it: nobody else writes the word now (see
+         * crt__waiter_claim). Release: publishes result and payload to the
+         * task, which acquires the word when it runs. */
+        was = CRT__PARKED;
+        crt__store(&t->park, done, CRT__RELEASE);
+    } else {
+        /* Still running, or poked: it may park, or unpoke itself, until
+         * now. Acq_rel: publishes as above; acquires a context saved since. */
+        uint64_t v = crt__xchg(&t->park, done, CRT__ACQ_REL);
+        CRT_ASSERT((v >> CRT__PARK_GEN_SHIFT) == (done >> CRT__PARK_GEN_SHIFT), "waiter woken for a wait that is over");
+        was = v & CRT__PARK_STATE;
     }
-    /* Only a parked task needs scheduling; otherwise it is still running (it
-     * will see NOTIFIED before or instead of parking), or an abort's poke
-     * already scheduled it. */
-    if ((v & 3) == CRT__PARKED) {
+    if (was == CRT__PARKED) {
         /* Its stack, where it resumes, has likely gone cold while it slept:
-         * start fetching it now (our CAS acquired its parked context). */
+         * start fetching it now (our claim acquired its parked context). */
         __builtin_prefetch(t->stack->ctx.sp, 1);
         crt__worker *me = crt__worker_tls();
         /* The hand-off of a message (a channel, a mutex) to a task of our
@@ -1508,9 +1557,10 @@ CRT__INTERN void crt__task_poke(crt_task *t) {
      * pair with the park CAS and abort load in crt__after_switch(). */
     uint64_t v = crt__load(&t->park, CRT__SEQ_CST);
     for (;;) {
-        uint64_t s = v & 3;
-        if (s == CRT__NOTIFIED || s == CRT__POKED) return; /* not waiting, or woken */
-        if (crt__cas(&t->park, &v, (v & ~(uint64_t)3) | CRT__POKED, CRT__ACQ_REL, CRT__ACQUIRE)) {
+        uint64_t s = v & CRT__PARK_STATE;
+        /* Not waiting, poked already, or a winner is on its way. */
+        if (s == CRT__NOTIFIED || s == CRT__POKED || (v & CRT__CLAIMED)) return;
+        if (crt__cas(&t->park, &v, (v & ~(uint64_t)CRT__PARK_STATE) | CRT__POKED, CRT__ACQ_REL, CRT__ACQUIRE)) {
             if (s == CRT__PARKED) crt__schedule(t, 0);
             return;
         }
@@ -1525,13 +1575,16 @@ static inline int crt__task_abort_pending(crt_task *t) {
 CRT__INTERN int crt__waiter_wait_thread(crt__waiter *w, crt_time deadline) {
     for (;;) {
         /* Acquire: pairs with the winner's exchange; result is visible. */
-        uint32_t s = crt__load(&w->park, CRT__ACQUIRE);
-        if (s == CRT__NOTIFIED) break;
-        if (s == CRT__WAITING) {
-            uint32_t expect = CRT__WAITING;
-            if (!crt__cas(&w->park, &expect, (uint32_t)CRT__PARKED, CRT__ACQ_REL, CRT__ACQUIRE)) continue;
+        uint32_t v = crt__load(&w->park, CRT__ACQUIRE);
+        if ((v & CRT__PARK_STATE) == CRT__NOTIFIED) break;
+        if ((v & CRT__PARK_STATE) == CRT__WAITING) {
+            /* Acq_rel: as the winner's exchange, which may come first. A
+             * claim that lands meanwhile only makes us look again. */
+            uint32_t parked = v | CRT__PARKED;
+            if (!crt__cas(&w->park, &v, parked, CRT__ACQ_REL, CRT__ACQUIRE)) continue;
+            v = parked;
         }
-        int r = crt__futex_wait(&w->park, CRT__PARKED, deadline);
+        int r = crt__futex_wait(&w->park, v, deadline);
         if (r == -ETIMEDOUT && deadline != CRT_FOREVER) {
             if (crt__waiter_claim(w)) {
                 w->result = -ETIMEDOUT;
@@ -1567,7 +1620,7 @@ CRT__NOIPA CRT__UNUSED static int crt__waiter_wait_since(crt__waiter *w, crt_tim
         } else if (crt__waiter_claim(w)) {
             w->result = -ETIMEDOUT;
             w->index = -1;
-            crt__store(&t->park, (w->gen << 2) | CRT__NOTIFIED, CRT__RELAXED);
+            crt__store(&t->park, crt__park_done(w), CRT__RELAXED);
             return -ETIMEDOUT;
         }
     }
@@ -1576,24 +1629,24 @@ CRT__NOIPA CRT__UNUSED static int crt__waiter_wait_since(crt__waiter *w, crt_tim
     if (crt__load(&t->abort, CRT__RELAXED) && !t->shield && crt__waiter_claim(w)) {
         w->result = -ECANCELED;
         w->index = -1;
-        crt__store(&t->park, (w->gen << 2) | CRT__NOTIFIED, CRT__RELAXED);
+        crt__store(&t->park, crt__park_done(w), CRT__RELAXED);
         goto done;
     }
     for (;;) {
-        /* Acquire: pairs with the winner's CAS; result is visible. */
+        /* Acquire: pairs with the winner's wake; result is visible. */
         uint64_t v = crt__load(&t->park, CRT__ACQUIRE);
-        uint64_t s = v & 3;
+        uint64_t s = v & CRT__PARK_STATE;
         if (s == CRT__NOTIFIED) break;
         if (s == CRT__POKED) {
             if (crt__task_abort_pending(t) && crt__waiter_claim(w)) {
                 w->result = -ECANCELED;
                 w->index = -1;
-                crt__store(&t->park, (w->gen << 2) | CRT__NOTIFIED, CRT__RELAXED);
+                crt__store(&t->park, crt__park_done(w), CRT__RELAXED);
                 break;
             }
             /* Shielded, or a winner is on its way: wait on. */
             uint64_t expect = v;
-            crt__cas(&t->park, &expect, (v & ~(uint64_t)3) | CRT__WAITING, CRT__ACQ_REL, CRT__ACQUIRE);
+            crt__cas(&t->park, &expect, (v & ~(uint64_t)CRT__PARK_STATE) | CRT__WAITING, CRT__ACQ_REL, CRT__ACQUIRE);
             continue;
         }
         wk = crt__suspend(wk, t, CRT__ACT_PARK, v);
@@ -1618,9 +1671,9 @@ CRT__INTERN int crt__waiter_withdraw(crt__waiter *w) {
     w->result = 0;
     w->index = -1;
     if (w->task)
-        /* Relaxed: we claimed it ourselves; only a stale abort's poke
-         * could race, and it leaves a finished wait alone. */
-        crt__store(&w->task->park, (w->gen << 2) | CRT__NOTIFIED, CRT__RELAXED);
+        /* Relaxed: we claimed it ourselves, and nobody else writes a
+         * claimed word. */
+        crt__store(&w->task->park, crt__park_done(w), CRT__RELAXED);
     return 1;
 }
 

@@ -1,8 +1,8 @@
 /* crt/waiter.h — internal: the one way anything in crt waits.
  *
  * A *waiter* stands for one blocked caller — a parked task or a blocked
- * plain thread — for the length of one blocking call. It carries an atomic
- * claim flag: whoever completes the call (a sender, a timer, an abort, one
+ * plain thread — for the length of one blocking call. Its wait word holds
+ * an atomic claim bit: whoever completes the call (a sender, a timer, an abort, one
  * case of a select) first claims the waiter, then writes its result, then
  * wakes it. Claiming is what makes one waiter safe to hang on several wait
  * queues at once: the first claim wins, every later one fails and leaves it
@@ -187,20 +187,25 @@ typedef struct crt__timer {
 
 /* >>waiter */
 
-/* Parking states. For a plain thread the word is its futex; for a task the
- * same states live in the low bits of the task's park word, above them the
- * number of the wait they belong to (so an abort's poke cannot reach a
- * later wait). */
+/* The wait word. For a plain thread it is the waiter's `park` (its futex);
+ * for a task it is the task's park word, with the number of the wait above
+ * these bits (so an abort's poke cannot reach a later wait). The claim is
+ * a bit of the same word, so a winner that finds a task parked claims it
+ * and wakes it with one atomic operation and one plain store: once the bit
+ * is set nobody else writes the word (see crt__waiter_claim). */
 enum {
     CRT__WAITING = 0,   /* blocked call in progress, not switched out yet */
     CRT__PARKED = 1,    /* switched out / sleeping on the futex */
     CRT__NOTIFIED = 2,  /* the winner's wake arrived (also: not in a wait) */
     CRT__POKED = 3      /* tasks only: an abort asks it to look at itself */
 };
+#define CRT__PARK_STATE 3u   /* the bits above */
+#define CRT__CLAIMED 4u      /* a winner owns the result (set once per wait) */
+#define CRT__PARK_GEN_SHIFT 3
 
 typedef struct crt__waiter {
-    uint32_t claim;           /* 0 open, 1 claimed: the winner owns the result */
-    uint32_t park;            /* plain thread: futex word (CRT__WAITING...) */
+    uint32_t park;            /* plain thread: the wait word (futex) */
+    uint32_t claimed_as;      /* the state the winning claim found; the winner's */
     int result;               /* written by the winner before its wake */
     int index;                /* the node (select case) that won */
     struct crt_task *task;    /* NULL: a plain thread */
@@ -208,17 +213,6 @@ typedef struct crt__waiter {
     crt__timer timer;         /* task with a deadline: its wheel entry */
 } crt__waiter;
 
-/* Claims w; 1 if the caller won and must now set result and wake it. */
-static inline int crt__waiter_claim(crt__waiter *w) {
-    uint32_t open = 0;
-    /* Acq_rel: the winner's later writes (result, payload) are ordered after
-     * the claim, and it sees what the waiting side wrote before enqueueing. */
-    return crt__cas(&w->claim, &open, 1u, CRT__ACQ_REL, CRT__RELAXED);
-}
-
-static inline int crt__waiter_claimed(crt__waiter *w) {
-    /* Acquire: pairs with the claim; a cheap peek before trying. */
-    return crt__load(&w->claim, CRT__ACQUIRE) != 0;
-}
+/* Claiming (crt__waiter_claim) needs the task record: crt/runtime.h. */
 
 #endif /* CRT_IMPLEMENTATION */
