@@ -2,9 +2,9 @@
  *
  * A *waiter* stands for one blocked caller — a parked task or a blocked
  * plain thread — for the length of one blocking call. Its wait word holds
- * an atomic claim bit: whoever completes the call (a sender, a timer, an abort, one
- * case of a select) first claims the waiter, then writes its result, then
- * wakes it. Claiming is what makes one waiter safe to hang on several wait
+ * an atomic claim bit: whoever completes the call (a sender, a timer, an
+ * abort, one case of a select) first claims the waiter, then writes its
+ * result, then wakes it. Claiming is what makes one waiter safe to hang on several wait
  * queues at once: the first claim wins, every later one fails and leaves it
  * alone. That is how select is exactly-once and how deadlines and aborts
  * race with completions without losing or doubling anything.
@@ -16,7 +16,8 @@
  * the waiter while still holding the lock, and wakes it after unlocking;
  * the waiting side, once it returns, removes whatever nodes are still
  * linked. Nothing is freed while the other side may touch it because the
- * waiter cannot return before the winner's wake.
+ * waiter cannot return before the winner's wake, and the winner touches
+ * neither waiter nor node after it (the waiter's memory is reused at once).
  *
  * The lock is a small test-and-test-and-set spinlock: critical sections in
  * crt are a few pointer moves and never block. Its spare bits belong to the
@@ -205,7 +206,7 @@ enum {
 
 typedef struct crt__waiter {
     uint32_t park;            /* plain thread: the wait word (futex) */
-    uint32_t claimed_as;      /* the state the winning claim found; the winner's */
+    uint32_t claimed_as;      /* the state the winning claim found (for its wake) */
     int result;               /* written by the winner before its wake */
     int index;                /* the node (select case) that won */
     struct crt_task *task;    /* NULL: a plain thread */
