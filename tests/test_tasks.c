@@ -336,6 +336,120 @@ static void *t_abort_races(void *arg) {
     return NULL;
 }
 
+/* Aborts poke a shielded task over and over while it waits to be woken,
+ * from a task and from a plain thread: every poke makes it look at itself
+ * and wait on, and races the wakes (a claim may land while it is poked,
+ * parking or parked), some of them a timer's. No wake may be lost or
+ * doubled: it takes every permit released, one at a time. (A poke that
+ * overwrote a claim, tried by hand, wedges this within a second.) */
+typedef struct poke_storm {
+    crt_sem sem;
+    crt_task *target;
+    long permits;      /* per releaser */
+    int stop;          /* atomic: the target is done */
+    int pause;         /* atomic: the releasers hold off */
+    long taken;        /* the target's */
+    int cancelled;     /* the target's crt_cancelled() once unshielded */
+} poke_storm;
+
+static void *storm_target(void *p) {
+    poke_storm *ps = (poke_storm *)p;
+    int prev = crt_shield(1);
+    uint64_t x = test_seed() | 1;
+    while (ps->taken < 2 * ps->permits) {
+        x = crt__rng_next(&x) | 1;
+        /* Mostly no deadline; now and then one of a few microseconds, so
+         * timers claim too (while both releasers sleep). */
+        crt_time d = crt_after(CRT_NS((long)(x >> 8) % 3000));
+        int r = crt_sem_acquire(&ps->sem, 1, (x & 6) ? CRT_FOREVER : d);
+        if (r == 0) ps->taken++;
+        else if (!(x & 6)) CHECK_EQ(r, -ETIMEDOUT);
+        else CHECK_EQ(r, 0); /* a lost wake would end here */
+    }
+    __atomic_store_n(&ps->stop, 1, __ATOMIC_RELEASE);
+    crt_shield(prev);
+    ps->cancelled = crt_cancelled();
+    return NULL;
+}
+
+/* The task's releaser pauses both now and then, long enough for the
+ * target's short deadlines to pass. */
+static void storm_release(poke_storm *ps, uint64_t x, int leads) {
+    for (long i = 0; i < ps->permits; i++) {
+        x = crt__rng_next(&x) | 1;
+        for (volatile uint64_t spin = x % 500; spin > 0; spin--) {
+        }
+        crt_sem_release(&ps->sem, 1);
+        if (x & 2) crt_yield();
+        if (leads && (i & 127) == 127) {
+            __atomic_store_n(&ps->pause, 1, __ATOMIC_RELEASE);
+            CHECK_EQ(crt_sleep(CRT_MS(2)), 0);
+            __atomic_store_n(&ps->pause, 0, __ATOMIC_RELEASE);
+        }
+        while (!leads && __atomic_load_n(&ps->pause, __ATOMIC_ACQUIRE)) usleep(100);
+    }
+}
+
+static void *storm_release_task(void *p) {
+    storm_release((poke_storm *)p, test_seed() ^ 0x5eedu, 1);
+    return NULL;
+}
+
+static void *storm_release_thread(void *p) {
+    storm_release((poke_storm *)p, test_seed() ^ 0x7a11u, 0);
+    return NULL;
+}
+
+static void *storm_poke_task(void *p) {
+    poke_storm *ps = (poke_storm *)p;
+    for (unsigned k = 0; !__atomic_load_n(&ps->stop, __ATOMIC_ACQUIRE); k++) {
+        crt_abort(ps->target);
+        /* Now and then a sleep: it lets an idle worker block, which under
+         * Valgrind is what lets the plain threads in at all. */
+        if (k & 7) crt_yield();
+        else CHECK_EQ(crt_sleep(CRT_US(20)), 0);
+    }
+    return NULL;
+}
+
+static void *storm_poke_thread(void *p) {
+    poke_storm *ps = (poke_storm *)p;
+    while (!__atomic_load_n(&ps->stop, __ATOMIC_ACQUIRE)) {
+        crt_abort(ps->target);
+        /* A sleep, not sched_yield: under Valgrind's unfair thread lock a
+         * yielding loop can starve the releasing thread for minutes. */
+        usleep(20);
+    }
+    return NULL;
+}
+
+static void *t_poke_storm(void *arg) {
+    (void)arg;
+    poke_storm ps;
+    memset(&ps, 0, sizeof ps);
+    crt_sem_init(&ps.sem, 0);
+    ps.permits = test_short() ? 300 : 20000;
+    ps.target = crt_spawn(storm_target, &ps);
+    CHECK(ps.target != NULL);
+    pthread_t poker, releaser;
+    CHECK_EQ(pthread_create(&poker, NULL, storm_poke_thread, &ps), 0);
+    crt_task *pt = crt_spawn(storm_poke_task, &ps);
+    CHECK(pt != NULL);
+    CHECK_EQ(pthread_create(&releaser, NULL, storm_release_thread, &ps), 0);
+    crt_task *rt = crt_spawn(storm_release_task, &ps);
+    CHECK(rt != NULL);
+    CHECK_EQ(crt_join(rt, NULL, crt_after(CRT_SEC(60))), 0);
+    CHECK_EQ(crt_join(ps.target, NULL, crt_after(CRT_SEC(60))), 0);
+    CHECK_EQ(crt_join(pt, NULL, crt_after(CRT_SEC(60))), 0);
+    pthread_join(releaser, NULL);
+    pthread_join(poker, NULL);
+    CHECK_EQ(ps.taken, 2 * ps.permits);
+    CHECK_EQ(crt_sem_available(&ps.sem), 0u);
+    CHECK_EQ(ps.cancelled, -ECANCELED);
+    crt_sem_destroy(&ps.sem);
+    return NULL;
+}
+
 static void run_all(int workers) {
     nworkers = workers;
     test_run(workers, t_spawn_join, NULL);
@@ -343,6 +457,7 @@ static void run_all(int workers) {
     test_run(workers, t_abort, NULL);
     test_run(workers, t_abort_joiner, NULL);
     test_run(workers, t_abort_races, NULL);
+    test_run(workers, t_poke_storm, NULL);
     test_run(workers, t_detach, NULL);
     test_run(workers, t_errno, NULL);
     test_run(workers, t_bad_input, NULL);
