@@ -298,6 +298,15 @@ static inline uint64_t crt__park_done(const crt__waiter *w) {
     return (w->gen << CRT__PARK_GEN_SHIFT) | CRT__CLAIMED | CRT__NOTIFIED;
 }
 
+/* Ends the caller's own wait, whose claim it has just won (a deadline, an
+ * abort, a withdrawal): the result, no winning node, and for a task the
+ * finished word. Relaxed: nobody else writes a claimed word. */
+static inline void crt__waiter_end_own(crt__waiter *w, int result) {
+    w->result = result;
+    w->index = -1;
+    if (w->task) crt__store(&w->task->park, crt__park_done(w), CRT__RELAXED);
+}
+
 /* Two cache lines: a parked task costs its stack page and this. */
 typedef char crt__task_size_check[sizeof(struct crt_task) == 2 * CRT__CACHELINE ? 1 : -1];
 
@@ -1587,8 +1596,7 @@ CRT__INTERN int crt__waiter_wait_thread(crt__waiter *w, crt_time deadline) {
         int r = crt__futex_wait(&w->park, v, deadline);
         if (r == -ETIMEDOUT && deadline != CRT_FOREVER) {
             if (crt__waiter_claim(w)) {
-                w->result = -ETIMEDOUT;
-                w->index = -1;
+                crt__waiter_end_own(w, -ETIMEDOUT);
                 break;
             }
             deadline = CRT_FOREVER; /* the winner is about to wake us */
@@ -1618,18 +1626,14 @@ CRT__NOIPA CRT__UNUSED static int crt__waiter_wait_since(crt__waiter *w, crt_tim
         if (deadline > now) {
             crt__timer_arm(&wk->timers, &w->timer, deadline, now);
         } else if (crt__waiter_claim(w)) {
-            w->result = -ETIMEDOUT;
-            w->index = -1;
-            crt__store(&t->park, crt__park_done(w), CRT__RELAXED);
+            crt__waiter_end_own(w, -ETIMEDOUT);
             return -ETIMEDOUT;
         }
     }
     /* Relaxed: a shortcut for an abort already seen; one that lands later
      * is caught after the park (crt__after_switch). */
     if (crt__load(&t->abort, CRT__RELAXED) && !t->shield && crt__waiter_claim(w)) {
-        w->result = -ECANCELED;
-        w->index = -1;
-        crt__store(&t->park, crt__park_done(w), CRT__RELAXED);
+        crt__waiter_end_own(w, -ECANCELED);
         goto done;
     }
     for (;;) {
@@ -1639,9 +1643,7 @@ CRT__NOIPA CRT__UNUSED static int crt__waiter_wait_since(crt__waiter *w, crt_tim
         if (s == CRT__NOTIFIED) break;
         if (s == CRT__POKED) {
             if (crt__task_abort_pending(t) && crt__waiter_claim(w)) {
-                w->result = -ECANCELED;
-                w->index = -1;
-                crt__store(&t->park, crt__park_done(w), CRT__RELAXED);
+                crt__waiter_end_own(w, -ECANCELED);
                 break;
             }
             /* Shielded, or a winner is on its way: wait on. */
@@ -1668,12 +1670,7 @@ CRT__UNUSED static inline int crt__waiter_wait(crt__waiter *w, crt_time deadline
  * crt__waiter_wait(w, CRT_FOREVER), which returns at once or very soon. */
 CRT__INTERN int crt__waiter_withdraw(crt__waiter *w) {
     if (!crt__waiter_claim(w)) return 0;
-    w->result = 0;
-    w->index = -1;
-    if (w->task)
-        /* Relaxed: we claimed it ourselves, and nobody else writes a
-         * claimed word. */
-        crt__store(&w->task->park, crt__park_done(w), CRT__RELAXED);
+    crt__waiter_end_own(w, 0);
     return 1;
 }
 

@@ -4,9 +4,9 @@
  * plain thread — for the length of one blocking call. Its wait word holds
  * an atomic claim bit: whoever completes the call (a sender, a timer, an
  * abort, one case of a select) first claims the waiter, then writes its
- * result, then wakes it. Claiming is what makes one waiter safe to hang on several wait
- * queues at once: the first claim wins, every later one fails and leaves it
- * alone. That is how select is exactly-once and how deadlines and aborts
+ * result, then wakes it. Claiming is what makes one waiter safe to hang on
+ * several wait queues at once: the first claim wins, every later one fails
+ * and leaves it alone. That is how select is exactly-once and how deadlines and aborts
  * race with completions without losing or doubling anything.
  *
  * A *wait node* is one entry of a waiter on one object's queue: it points to
