@@ -355,16 +355,16 @@ typedef struct poke_storm {
 static void *storm_target(void *p) {
     poke_storm *ps = (poke_storm *)p;
     int prev = crt_shield(1);
-    uint64_t x = test_seed() | 1;
+    uint64_t rng = test_seed() | 1;
     while (ps->taken < 2 * ps->permits) {
-        x = crt__rng_next(&x) | 1;
+        uint64_t x = crt__rng_next(&rng);
         /* Mostly no deadline; now and then one of a few microseconds, so
-         * timers claim too (while both releasers sleep). */
-        crt_time d = crt_after(CRT_NS((long)(x >> 8) % 3000));
-        int r = crt_sem_acquire(&ps->sem, 1, (x & 6) ? CRT_FOREVER : d);
+         * timers claim too (while the releasers pause). */
+        int forever = (x & 3) != 0;
+        crt_time d = forever ? CRT_FOREVER : crt_after(CRT_NS((long)(x >> 8) % 3000));
+        int r = crt_sem_acquire(&ps->sem, 1, d);
         if (r == 0) ps->taken++;
-        else if (!(x & 6)) CHECK_EQ(r, -ETIMEDOUT);
-        else CHECK_EQ(r, 0); /* a lost wake would end here */
+        else CHECK_EQ(r, forever ? 0 : -ETIMEDOUT); /* a lost wake would end a forever wait here */
     }
     __atomic_store_n(&ps->stop, 1, __ATOMIC_RELEASE);
     crt_shield(prev);
@@ -374,13 +374,14 @@ static void *storm_target(void *p) {
 
 /* The task's releaser pauses both now and then, long enough for the
  * target's short deadlines to pass. */
-static void storm_release(poke_storm *ps, uint64_t x, int leads) {
+static void storm_release(poke_storm *ps, uint64_t rng, int leads) {
+    rng |= 1;
     for (long i = 0; i < ps->permits; i++) {
-        x = crt__rng_next(&x) | 1;
+        uint64_t x = crt__rng_next(&rng);
         for (volatile uint64_t spin = x % 500; spin > 0; spin--) {
         }
         crt_sem_release(&ps->sem, 1);
-        if (x & 2) crt_yield();
+        if (x & 1) crt_yield();
         if (leads && (i & 127) == 127) {
             __atomic_store_n(&ps->pause, 1, __ATOMIC_RELEASE);
             CHECK_EQ(crt_sleep(CRT_MS(2)), 0);
