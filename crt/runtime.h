@@ -213,6 +213,7 @@ CRT_API crt_task *crt_current(void);
 #define CRT__FAIR_INTERVAL 61u        /* ticks between looks at shared queues */
 #define CRT__LIFO_STREAK 16u          /* LIFO runs in a row before the queue gets a turn */
 #define CRT__TASK_CACHE 256u          /* task records a worker keeps */
+#define CRT__TASK_FETCH_AHEAD 16u     /* spawns ahead that a record is fetched */
 #define CRT__TASKS_PER_CHUNK 64u
 #define CRT__BLOCKING_IDLE CRT_SEC(10)
 
@@ -553,8 +554,21 @@ CRT__INTERN int crt__task_chunk_new(crt_runtime *rt) {
     return 0;
 }
 
+/* Takes a record from w's cache (which has one). Records come back when
+ * their tasks are joined, and with many tasks alive at once (a burst of a
+ * million spawns, joined later) a record has long left the CPU's caches
+ * when a spawn takes it again, so its first write would wait for memory.
+ * So ask now for the record the spawn CRT__TASK_FETCH_AHEAD spawns from
+ * now will take: measured, a tenth off a one-worker spawn and join. */
+static inline crt_task *crt__task_cache_take(crt__worker *w) {
+    crt_task *t = w->free_tasks[--w->nfree_tasks];
+    if (w->nfree_tasks >= CRT__TASK_FETCH_AHEAD)
+        __builtin_prefetch(w->free_tasks[w->nfree_tasks - CRT__TASK_FETCH_AHEAD], 1);
+    return t;
+}
+
 CRT__INTERN crt_task *crt__task_alloc(crt_runtime *rt, crt__worker *w) {
-    if (w && w->nfree_tasks) return w->free_tasks[--w->nfree_tasks];
+    if (w && w->nfree_tasks) return crt__task_cache_take(w);
     pthread_mutex_lock(&rt->task_lock);
     if (!rt->nfree && crt__task_chunk_new(rt) < 0) {
         pthread_mutex_unlock(&rt->task_lock);
@@ -2027,7 +2041,7 @@ CRT_API crt_task *crt_spawn(crt_fn fn, void *arg) {
     crt_task *t;
     /* The common case, kept short: a task spawning with a cached record. */
     if (CRT__LIKELY(fn && w && w->nfree_tasks)) {
-        t = w->free_tasks[--w->nfree_tasks];
+        t = crt__task_cache_take(w);
         crt__task_init(t, w->rt, fn, arg);
         /* Relaxed: counted by the owner, read as a sum by shutdown. */
         crt__store(&w->spawned, w->spawned + 1, CRT__RELAXED);
