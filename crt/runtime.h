@@ -1423,7 +1423,9 @@ CRT__INTERN void crt__task_entry(void *arg) {
  * detached) waits for RELEASED, so a record is never freed under a side
  * still using it. */
 
-CRT__INTERN void crt__task_complete_slow(crt_task *t, uint32_t v);
+/* Out of line, as the other rare paths of a task's exit: inlined, their
+ * locals would give every exit a stack frame. */
+CRT__NOINLINE CRT__INTERN void crt__task_complete_slow(crt_task *t, uint32_t v);
 
 static inline void crt__task_complete(crt_task *t) {
     /* Relaxed: the CAS below carries the order. */
@@ -1436,7 +1438,7 @@ static inline void crt__task_complete(crt_task *t) {
     crt__task_complete_slow(t, v);
 }
 
-CRT__INTERN void crt__task_complete_slow(crt_task *t, uint32_t v) {
+CRT__NOINLINE CRT__INTERN void crt__task_complete_slow(crt_task *t, uint32_t v) {
     for (;;) {
         if (!(v & CRT__T_WAITERS)) {
             /* Release: the result and everything the task did, for whoever

@@ -359,28 +359,34 @@ static inline crt__stack *crt__stack_cache_peek(const crt__stack_cache *c) {
     return c->head ? c->head : c->spare;
 }
 
+/* Refills an empty cache from its spare chain, else from the pool: 0, or
+ * -ENOMEM. Out of line, so that a task's first run, which nearly always
+ * finds a cached stack, does not pay this path's frame. */
+CRT__NOINLINE CRT__INTERN int crt__stack_cache_refill(crt__stack_pool *p, crt__stack_cache *c) {
+    if (c->spare) {
+        c->head = c->spare;
+        c->count = CRT__STACK_BATCH;
+        c->spare = NULL;
+        return 0;
+    }
+    pthread_mutex_lock(&p->lock);
+    c->head = crt__stack_pool_take(p, &c->count);
+    pthread_mutex_unlock(&p->lock);
+    return c->head ? 0 : -ENOMEM;
+}
+
 /* A stack of the pool's size: from the worker's cache, else the pool. */
 CRT__INTERN crt__stack *crt__stack_alloc(crt__stack_pool *p, crt__stack_cache *c) {
-    if (CRT__UNLIKELY(!c->head)) {
-        if (c->spare) {
-            c->head = c->spare;
-            c->count = CRT__STACK_BATCH;
-            c->spare = NULL;
-        } else {
-            pthread_mutex_lock(&p->lock);
-            c->head = crt__stack_pool_take(p, &c->count);
-            pthread_mutex_unlock(&p->lock);
-            if (!c->head) return NULL;
-        }
-    }
+    if (CRT__UNLIKELY(!c->head) && crt__stack_cache_refill(p, c) < 0) return NULL;
     crt__stack *st = c->head;
     c->head = st->next;
     c->count--;
     return st;
 }
 
-/* A stack of any size in a mapping of its own (spawn options). */
-CRT__INTERN crt__stack *crt__stack_map(size_t slot) {
+/* A stack of any size in a mapping of its own (spawn options). Out of
+ * line: rare, and a system call anyway. */
+CRT__NOINLINE CRT__INTERN crt__stack *crt__stack_map(size_t slot) {
     void *base = mmap(NULL, slot, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (base == MAP_FAILED) return NULL;
     size_t page = crt__page_size();
@@ -398,7 +404,8 @@ CRT__INTERN crt__stack *crt__stack_map(size_t slot) {
     return st;
 }
 
-CRT__INTERN void crt__stack_unmap(crt__stack *st) {
+/* Out of line: only custom-size stacks come here (see crt__stack_free). */
+CRT__NOINLINE CRT__INTERN void crt__stack_unmap(crt__stack *st) {
     size_t page = crt__page_size();
     char *base = (char *)st->lo - page;
     size_t len = (size_t)((char *)st + CRT__STACK_RECORD - base);
