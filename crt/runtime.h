@@ -1053,7 +1053,6 @@ CRT__INTERN void crt__timer_cancel(crt__timer *t) {
 }
 
 CRT__INTERN void crt__waiter_wake_to(crt__waiter *w, int lifo);
-#define crt__waiter_wake(w) crt__waiter_wake_to((w), 1)
 
 #define CRT__WAITER_OF_TIMER(t) ((crt__waiter *)((char *)(t) - offsetof(crt__waiter, timer)))
 

@@ -108,14 +108,10 @@ CRT_API int crt_select(crt_case *cases, size_t n, int flags, crt_time deadline) 
             armed = k + 1;
         }
         if (ready) {
-            /* Something became ready while arming: claim our own waiter so no
-             * one hands us anything, take the nodes back, and try again. */
-            if (crt__waiter_claim(&w)) {
-                w.result = 0;
-                w.index = -1;
-                crt__waiter_wake(&w); /* completes the wait protocol of a task */
-            }
-            r = crt__waiter_wait(&w, CRT_FOREVER);
+            /* Something became ready while arming: withdraw our own waiter so
+             * no one hands us anything, take the nodes back, and try again.
+             * If a case's claimer won first, collect what it handed us. */
+            r = crt__waiter_withdraw(&w) ? 0 : crt__waiter_wait(&w, CRT_FOREVER);
         } else {
             r = crt__waiter_wait(&w, deadline);
         }
