@@ -6,8 +6,8 @@
  * abort, one case of a select) first claims the waiter, then writes its
  * result, then wakes it. Claiming is what makes one waiter safe to hang on
  * several wait queues at once: the first claim wins, every later one fails
- * and leaves it alone. That is how select is exactly-once and how deadlines and aborts
- * race with completions without losing or doubling anything.
+ * and leaves it alone. That is how select is exactly-once and how deadlines
+ * and aborts race with completions without losing or doubling anything.
  *
  * A *wait node* is one entry of a waiter on one object's queue: it points to
  * its waiter and carries the operation's payload (the buffer to copy into,
