@@ -1377,8 +1377,15 @@ static CRT__HOT_INLINE void crt__after_switch(crt__worker *w) {
 
 /* Switches from the current context to t (or to the scheduler loop when
  * t is NULL) with `action` pending for `self`. */
+/* Reports it if self, about to leave its stack (frame: the caller's frame
+ * address), has overflowed it: a canary-guarded stack's check (a guard
+ * page faults by itself). */
+static inline void crt__task_check_stack(const crt_task *self, const void *frame) {
+    if (CRT__UNLIKELY(crt__stack_overflowed(self->stack, frame))) crt__report_overflow(self->name);
+}
+
 static inline void crt__switch_away(crt__worker *w, crt_task *self, crt_task *next, int action) {
-    if (CRT__UNLIKELY(crt__stack_overflowed(self->stack, __builtin_frame_address(0)))) crt__report_overflow(self->name);
+    crt__task_check_stack(self, __builtin_frame_address(0));
     w->prev = self;
     w->prev_action = action;
     w->current = next;
@@ -1386,9 +1393,8 @@ static inline void crt__switch_away(crt__worker *w, crt_task *self, crt_task *ne
     crt__ctx_switch(&self->stack->ctx, next ? &next->stack->ctx : &w->sched_ctx, action == CRT__ACT_EXIT);
 }
 
-/* The next runnable task with its stack ready, or NULL. */
-static CRT__HOT_INLINE crt_task *crt__next_ready(crt__worker *w) {
-    crt_task *t = crt__next_local(w);
+/* t (NULL or a task from crt__next_local) with its stack ready, or NULL. */
+static CRT__HOT_INLINE crt_task *crt__task_ready(crt__worker *w, crt_task *t) {
     if (t && CRT__UNLIKELY(crt__task_prepare(w, t) < 0)) {
         /* No memory for its stack: let the scheduler loop retry later. */
         crt__inject_push(w->rt, &t, 1);
@@ -1396,6 +1402,9 @@ static CRT__HOT_INLINE crt_task *crt__next_ready(crt__worker *w) {
     }
     return t;
 }
+
+/* The next runnable task with its stack ready, or NULL. */
+static CRT__HOT_INLINE crt_task *crt__next_ready(crt__worker *w) { return crt__task_ready(w, crt__next_local(w)); }
 
 /* The current task (self, running on w) leaves the CPU; returns when it
  * runs again, perhaps on another worker — the one it returns. */
@@ -1414,11 +1423,7 @@ static CRT__HOT_INLINE crt__worker *crt__suspend(crt__worker *w, crt_task *self,
 /* A task that has returned from its function leaves for next (NULL: the
  * scheduler loop), never to come back. */
 static CRT__HOT_INLINE void crt__task_exit_to(crt__worker *w, crt_task *self, crt_task *next) {
-    if (next && CRT__UNLIKELY(crt__task_prepare(w, next) < 0)) {
-        crt__inject_push(w->rt, &next, 1); /* no memory for its stack, as in crt__next_ready */
-        next = NULL;
-    }
-    crt__switch_away(w, self, next, CRT__ACT_EXIT);
+    crt__switch_away(w, self, crt__task_ready(w, next), CRT__ACT_EXIT);
     CRT_ASSERT(0, "a finished task was resumed");
 }
 
@@ -1448,9 +1453,8 @@ static inline int crt__task_can_start_here(const crt_task *self, const crt_task 
  * 16 bytes more there cost 100,000 sleeping tasks (W7) a cache line each. */
 CRT__NOIPA CRT__UNUSED static void crt__task_run_here(crt__worker *w, crt_task *self, crt_task *next) {
     do {
+        crt__task_check_stack(self, __builtin_frame_address(0)); /* as the switch away would */
         crt__stack *st = self->stack;
-        /* What the switch away would check (canary-guarded stacks). */
-        if (CRT__UNLIKELY(crt__stack_overflowed(st, __builtin_frame_address(0)))) crt__report_overflow(self->name);
         self->stack = NULL;
         next->stack = st;
         if (next->pinned) next->home = w;
