@@ -166,11 +166,33 @@ static void *errno_keeper(void *arg) {
     return NULL;
 }
 
+/* A task that returns with errno set, and one that reports the errno it
+ * starts with: started right after the first on the same worker, the
+ * second may start on its stack without a switch, and must still see 0. */
+static void *errno_leaver(void *arg) {
+    errno = (int)(intptr_t)arg;
+    return NULL;
+}
+
+static void *errno_reader(void *arg) {
+    (void)arg;
+    return (void *)(intptr_t)errno;
+}
+
 static void *t_errno(void *arg) {
     (void)arg;
     crt_task *t[8];
     for (int i = 0; i < 8; i++) t[i] = crt_spawn(errno_keeper, (void *)(intptr_t)(1000 + i));
     for (int i = 0; i < 8; i++) CHECK_EQ(crt_join(t[i], NULL, CRT_FOREVER), 0);
+    for (int i = 0; i < 100; i++) {
+        crt_task *leaver = crt_spawn(errno_leaver, (void *)(intptr_t)(2000 + i));
+        crt_task *reader = crt_spawn(errno_reader, NULL);
+        CHECK(leaver != NULL && reader != NULL);
+        void *seen = (void *)(intptr_t)-1;
+        CHECK_EQ(crt_join(leaver, NULL, CRT_FOREVER), 0);
+        CHECK_EQ(crt_join(reader, &seen, CRT_FOREVER), 0);
+        CHECK_EQ((int)(intptr_t)seen, 0);
+    }
     return NULL;
 }
 
