@@ -99,6 +99,7 @@ typedef struct crt__stack {
 
 typedef struct crt__stack_slab {
     struct crt__stack_slab *next;
+    struct crt__stack_slab *fresh_next; /* the pool's slabs with slots never carved */
     void *base;
     size_t len;
     unsigned guard;            /* how its stacks are guarded */
@@ -121,6 +122,7 @@ typedef struct crt__stack_pool {
     crt__stack *warm_head, *warm_tail; /* chains with pages committed; newest first */
     size_t nwarm;              /* stacks in warm chains */
     crt__stack_slab *slabs;    /* newest first */
+    crt__stack_slab *fresh;    /* slabs with slots never carved (fresh_next) */
 } crt__stack_pool;
 
 CRT__INTERN size_t crt__page_size(void) {
@@ -161,6 +163,7 @@ CRT__INTERN void crt__stack_pool_init(crt__stack_pool *p, size_t slot) {
     p->warm_head = p->warm_tail = NULL;
     p->nwarm = 0;
     p->slabs = NULL;
+    p->fresh = NULL;
 }
 
 /* Warm chains: lock held. A chain given back goes in front. */
@@ -306,28 +309,34 @@ CRT__INTERN crt__stack *crt__stack_describe(void *slot_base, size_t slot, unsign
     return st;
 }
 
-/* Maps a new slab in front of the others, guards in place. Lock held. */
-CRT__INTERN int crt__stack_slab_new(crt__stack_pool *p) {
+/* Maps a new slab, guards in place; NULL without memory. Without the
+ * lock: a system call per guard, and other workers may need the pool
+ * meanwhile (racing workers only guard the kernel's way twice). */
+CRT__INTERN crt__stack_slab *crt__stack_slab_new(crt__stack_pool *p) {
     crt__stack_slab *s = (crt__stack_slab *)CRT_MALLOC(sizeof *s);
-    if (!s) return -ENOMEM;
+    if (!s) return NULL;
     s->len = p->slot * CRT__STACKS_PER_SLAB;
     s->base = mmap(NULL, s->len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (s->base == MAP_FAILED) {
         CRT_FREE(s);
-        return -ENOMEM;
+        return NULL;
     }
     s->guard = crt__stack_guard_slab(p, s, CRT__STACKS_PER_SLAB);
     s->carved = 0;
-    s->next = p->slabs;
-    p->slabs = s;
-    return 0;
+    return s;
 }
 
-/* A chain of stacks for a cache, newest first: a warm chain, else a cold
- * one, else a few never used (their records are written now, which
- * commits their top pages: only as many as a burst is likely to need).
- * NULL without memory. Lock held. */
-CRT__INTERN crt__stack *crt__stack_pool_take(crt__stack_pool *p, unsigned *n) {
+/* Puts a new slab in front of the others. Lock held. */
+CRT__INTERN void crt__stack_slab_add(crt__stack_pool *p, crt__stack_slab *s) {
+    s->next = p->slabs;
+    p->slabs = s;
+    s->fresh_next = p->fresh;
+    p->fresh = s;
+}
+
+/* A chain of used stacks for a cache: a warm chain, else a cold one; NULL
+ * if there is none. Lock held. */
+CRT__INTERN crt__stack *crt__stack_pool_reuse(crt__stack_pool *p, unsigned *n) {
     crt__stack *first = p->warm_head;
     if (first) {
         crt__stack_warm_unlink(p, first);
@@ -338,18 +347,38 @@ CRT__INTERN crt__stack *crt__stack_pool_take(crt__stack_pool *p, unsigned *n) {
     if (first) {
         p->cold = first->chain_next;
         *n = first->chain_len;
-        return first;
     }
-    if ((!p->slabs || p->slabs->carved == CRT__STACKS_PER_SLAB) && crt__stack_slab_new(p) < 0) return NULL;
-    crt__stack_slab *s = p->slabs;
+    return first;
+}
+
+/* Reserves a few never-used slots for the caller, *n of them from slot
+ * *from of the slab returned (only as many as a burst is likely to need:
+ * each will commit a page); NULL if no slab has any left. Lock held. */
+CRT__INTERN crt__stack_slab *crt__stack_pool_reserve(crt__stack_pool *p, unsigned *from, unsigned *n) {
+    crt__stack_slab *s = p->fresh;
+    if (!s) return NULL;
     unsigned k = CRT__STACKS_PER_SLAB - s->carved;
     if (k > 8) k = 8;
-    for (unsigned i = 0; i < k; i++) {
-        crt__stack *st = crt__stack_describe((char *)s->base + (size_t)s->carved++ * p->slot, p->slot, s->guard);
+    *from = s->carved;
+    *n = k;
+    s->carved += k;
+    if (s->carved == CRT__STACKS_PER_SLAB) p->fresh = s->fresh_next;
+    return s;
+}
+
+/* Writes the records of n reserved slots and chains them, newest first.
+ * Without the lock: each record's write commits its stack's top page — a
+ * page fault, which costs ~10 µs on some virtual machines — and workers
+ * growing the pool at once should take those faults side by side, not in
+ * turn (W7's warm-up repetitions spent a third of their time holding or
+ * waiting for the lock when this was done under it). */
+CRT__INTERN crt__stack *crt__stack_carve(crt__stack_pool *p, crt__stack_slab *s, unsigned from, unsigned n) {
+    crt__stack *first = NULL;
+    for (unsigned i = from; i < from + n; i++) {
+        crt__stack *st = crt__stack_describe((char *)s->base + (size_t)i * p->slot, p->slot, s->guard);
         st->next = first;
         first = st;
     }
-    *n = k;
     return first;
 }
 
@@ -369,10 +398,27 @@ CRT__NOINLINE CRT__INTERN int crt__stack_cache_refill(crt__stack_pool *p, crt__s
         c->spare = NULL;
         return 0;
     }
-    pthread_mutex_lock(&p->lock);
-    c->head = crt__stack_pool_take(p, &c->count);
-    pthread_mutex_unlock(&p->lock);
-    return c->head ? 0 : -ENOMEM;
+    crt__stack_slab *made = NULL, *s;
+    unsigned from = 0, n = 0;
+    for (;;) {
+        pthread_mutex_lock(&p->lock);
+        if (made) crt__stack_slab_add(p, made);
+        crt__stack *used = crt__stack_pool_reuse(p, &c->count);
+        s = used ? NULL : crt__stack_pool_reserve(p, &from, &n);
+        pthread_mutex_unlock(&p->lock);
+        if (used) {
+            c->head = used;
+            return 0;
+        }
+        if (s) break;
+        /* Every slab is carved: map one more (a slab just added always
+         * has room, so this runs once a refill). */
+        made = crt__stack_slab_new(p);
+        if (!made) return -ENOMEM;
+    }
+    c->head = crt__stack_carve(p, s, from, n);
+    c->count = n;
+    return 0;
 }
 
 /* A stack of the pool's size: from the worker's cache, else the pool. */

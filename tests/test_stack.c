@@ -100,9 +100,15 @@ static long parked;
 
 static void *park_forever(void *arg) {
     (void)arg;
-    __atomic_add_fetch(&parked, 1, __ATOMIC_RELAXED);
+    /* Release: main reads this task's record (its stack) once it sees the count. */
+    __atomic_add_fetch(&parked, 1, __ATOMIC_RELEASE);
     int r = crt_sleep_until(CRT_FOREVER);
     return (void *)(intptr_t)r;
+}
+
+static int compare_stacks(const void *a, const void *b) {
+    uintptr_t x = (uintptr_t)*(crt__stack *const *)a, y = (uintptr_t)*(crt__stack *const *)b;
+    return x < y ? -1 : x > y;
 }
 
 static void *many_main(void *arg) {
@@ -113,13 +119,21 @@ static void *many_main(void *arg) {
         ts[i] = crt_spawn(park_forever, NULL);
         CHECK(ts[i] != NULL);
     }
-    while (__atomic_load_n(&parked, __ATOMIC_RELAXED) < n) crt_sleep(CRT_MS(1));
+    while (__atomic_load_n(&parked, __ATOMIC_ACQUIRE) < n) crt_sleep(CRT_MS(1));
     /* The point of the guard paths: map entries stay far below the limit. */
     long maps = crt__map_count();
     const char *mode = getenv("CRT_STACK_GUARD");
     /* (TSan maps shadow memory of its own for every mapping we make.) */
     if (mode && !strcmp(mode, "madvise") && crt__madvise_guard_ok == 1 && !CRT__TSAN) CHECK(maps < 5000);
     if (!CRT__TSAN) CHECK(maps < crt__read_long_file("/proc/sys/vm/max_map_count", 65530) / 2 + 2000);
+    /* Both workers grew the pool at once (slots are reserved under its
+     * lock, their records written outside it): no stack went to two tasks. */
+    crt__stack **stacks = (crt__stack **)malloc((size_t)n * sizeof *stacks);
+    CHECK(stacks != NULL);
+    for (long i = 0; i < n; i++) stacks[i] = ts[i]->stack;
+    qsort(stacks, (size_t)n, sizeof *stacks, compare_stacks);
+    for (long i = 0; i < n; i++) CHECK(stacks[i] != NULL && (i == 0 || stacks[i] != stacks[i - 1]));
+    free(stacks);
     TEST_LOG("  %ld tasks parked, %ld map entries (%s)", n, maps,
              mode && !strcmp(mode, "madvise") && crt__madvise_guard_ok != 1 ? "madvise ignored here: mprotect" : "");
     for (long i = 0; i < n; i++) crt_abort(ts[i]);
