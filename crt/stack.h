@@ -6,7 +6,9 @@
  * pool with their pages still committed ("warm"). Caches and pool trade
  * whole chains of up to CRT__STACK_BATCH stacks in O(1), so the pool's
  * lock is taken once per chain even when one worker starts tasks and
- * another finishes them, and no list is walked on the way.
+ * another finishes them, and no list is walked on the way. Nothing under
+ * that lock touches a new page: slabs are mapped and never-used stacks'
+ * records written outside it (see crt__stack_carve).
  *
  * Each stack's record (struct crt__stack: its machine context, its links)
  * sits at the very top of the stack itself, right above the task's first
@@ -309,9 +311,10 @@ CRT__INTERN crt__stack *crt__stack_describe(void *slot_base, size_t slot, unsign
     return st;
 }
 
-/* Maps a new slab, guards in place; NULL without memory. Without the
- * lock: a system call per guard, and other workers may need the pool
- * meanwhile (racing workers only guard the kernel's way twice). */
+/* Maps a new slab, guards in place; NULL without memory. Called without
+ * the lock (a system call per guard, while other workers may need the
+ * pool): two workers that find the pool used up at once map a slab each,
+ * and both are kept. */
 CRT__INTERN crt__stack_slab *crt__stack_slab_new(crt__stack_pool *p) {
     crt__stack_slab *s = (crt__stack_slab *)CRT_MALLOC(sizeof *s);
     if (!s) return NULL;
