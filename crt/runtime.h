@@ -1278,15 +1278,21 @@ static CRT__HOT_INLINE crt_task *crt__next_local(crt__worker *w) {
 
 CRT__INTERN void crt__task_entry(void *arg);
 
+/* t runs for the first time, on w and on st: a pinned task stays on the
+ * worker that first ran it. */
+static inline void crt__task_first_run(crt__worker *w, crt_task *t, crt__stack *st) {
+    t->stack = st;
+    if (t->pinned) t->home = w;
+}
+
 /* Gives t a stack and a context the first time it runs. 0 or -ENOMEM. */
 CRT__INTERN int crt__task_prepare_slow(crt__worker *w, crt_task *t) {
     crt__stack *st = t->stack_pages ? crt__stack_map((size_t)t->stack_pages * crt__page_size())
                                     : crt__stack_alloc(&w->rt->stacks, &w->stacks);
     if (!st) return -ENOMEM;
-    t->stack = st;
+    crt__task_first_run(w, t, st);
     crt__ctx_init(&st->ctx, st->lo, st->size);
     crt__ctx_make(&st->ctx, st->lo, st->size, crt__task_entry, t);
-    if (t->pinned) t->home = w;
     /* The next new task most likely starts on the next cached stack: its
      * top is on a page nothing has touched for a while, so ask for it now,
      * while this task runs, not when that one's first call stalls on it. */
@@ -1375,8 +1381,6 @@ static CRT__HOT_INLINE void crt__after_switch(crt__worker *w) {
     }
 }
 
-/* Switches from the current context to t (or to the scheduler loop when
- * t is NULL) with `action` pending for `self`. */
 /* Reports it if self, about to leave its stack (frame: the caller's frame
  * address), has overflowed it: a canary-guarded stack's check (a guard
  * page faults by itself). */
@@ -1384,6 +1388,8 @@ static inline void crt__task_check_stack(const crt_task *self, const void *frame
     if (CRT__UNLIKELY(crt__stack_overflowed(self->stack, frame))) crt__report_overflow(self->name);
 }
 
+/* Switches from the current context to t (or to the scheduler loop when
+ * t is NULL) with `action` pending for `self`. */
 static inline void crt__switch_away(crt__worker *w, crt_task *self, crt_task *next, int action) {
     crt__task_check_stack(self, __builtin_frame_address(0));
     w->prev = self;
@@ -1456,8 +1462,7 @@ CRT__NOIPA CRT__UNUSED static void crt__task_run_here(crt__worker *w, crt_task *
         crt__task_check_stack(self, __builtin_frame_address(0)); /* as the switch away would */
         crt__stack *st = self->stack;
         self->stack = NULL;
-        next->stack = st;
-        if (next->pinned) next->home = w;
+        crt__task_first_run(w, next, st);
         w->current = next;
         self->last_worker = w->index;
         crt__task_retire(w, self); /* the last touch of self's record */

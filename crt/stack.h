@@ -406,6 +406,7 @@ CRT__NOINLINE CRT__INTERN int crt__stack_cache_refill(crt__stack_pool *p, crt__s
     for (;;) {
         pthread_mutex_lock(&p->lock);
         if (made) crt__stack_slab_add(p, made);
+        made = NULL;
         crt__stack *used = crt__stack_pool_reuse(p, &c->count);
         s = used ? NULL : crt__stack_pool_reserve(p, &from, &n);
         pthread_mutex_unlock(&p->lock);
