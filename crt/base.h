@@ -21,6 +21,10 @@
 #ifndef CRT_BASE_H
 #define CRT_BASE_H
 
+/* The implementation uses a few GNU extensions of glibc (accept4, pipe2,
+ * pthread_getattr_np, POLLRDHUP). Defined here they take effect only if no
+ * system header came first; if one did, the files that use them declare
+ * what the headers then left out (see __USE_GNU below them). */
 #if !defined(_GNU_SOURCE) && defined(CRT_IMPLEMENTATION)
 #define _GNU_SOURCE 1
 #endif

@@ -238,6 +238,16 @@ CRT_API const crt__case_ops crt__case_ops_fd;
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* A system header came before crt.h without _GNU_SOURCE (see crt/base.h):
+ * the Linux values and glibc's prototypes of what it then hid. */
+#ifndef POLLRDHUP
+#define POLLRDHUP 0x2000
+#endif
+#if defined(__GLIBC__) && !defined(__USE_GNU)
+extern int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags);
+extern int pipe2(int fds[2], int flags);
+#endif
+
 /* >>records ----------------------------------------------------------------
  * One record per fd number and runtime, in a two-level table that only
  * grows (records never move or die before the runtime), so a record's

@@ -206,6 +206,10 @@ CRT_API crt_task *crt_current(void);
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+/* A system header came before crt.h without _GNU_SOURCE (crt/base.h). */
+#if defined(__GLIBC__) && !defined(__USE_GNU)
+extern int pthread_getattr_np(pthread_t thread, pthread_attr_t *attr);
+#endif
 
 /* >>types ----------------------------------------------------------------- */
 

@@ -30,5 +30,22 @@ for compiler in "gcc -std=c11" "clang -std=c11" "g++ -std=c++17 -x c++" "clang++
     done
   done
 done
+# The implementation TU as a user may write it: a system header first,
+# no -D_GNU_SOURCE, the compiler's default dialect (crt/base.h's
+# _GNU_SOURCE then comes too late; the GNU declarations it needs are
+# supplied by crt itself).
+for compiler in gcc clang; do
+  command -v "$compiler" >/dev/null 2>&1 || continue
+  for first in stdio.h pthread.h sys/socket.h poll.h; do
+    src=$tmp/first.c
+    printf '#include <%s>\n#define CRT_IMPLEMENTATION\n#include "crt.h"\nint main(void) { return 0; }\n' "$first" > "$src"
+    ran=$((ran + 1))
+    if ! $compiler -Wall -Wextra -Werror -I"$root" -c "$src" -o "$tmp/first.o" 2> "$tmp/err"; then
+      echo "FAIL: $compiler, <$first> before the implementation, no _GNU_SOURCE"
+      cat "$tmp/err"
+      fail=1
+    fi
+  done
+done
 echo "$ran header compilations"
 exit $fail
