@@ -67,23 +67,35 @@ CRT_API int crt_select(crt_case *cases, size_t n, int flags, crt_time deadline) 
     int r = crt__check_cancel();
     if (r < 0) return r;
     crt__wait_node stack_nodes[CRT__SELECT_STACK_NODES];
+    size_t stack_order[CRT__SELECT_STACK_NODES];
     crt__wait_node *nodes = stack_nodes;
+    size_t *order = stack_order;
     if (n > CRT__SELECT_STACK_NODES) {
-        nodes = (crt__wait_node *)CRT_MALLOC(n * sizeof *nodes);
+        /* One block: the nodes, then the order (sizes keep it aligned). */
+        nodes = (crt__wait_node *)CRT_MALLOC(n * (sizeof *nodes + sizeof *order));
         if (!nodes) return -ENOMEM;
+        order = (size_t *)(void *)(nodes + n);
     }
-    /* Fair start: a random rotation of the order (biased: array order). */
-    size_t start = 0;
+    /* The order cases are tried and armed in: a random permutation (Go's
+     * pollorder), so that each ready case is as likely to be the first
+     * ready one as any other. A random rotation would not be: a ready case
+     * right after not-ready ones would win for all of them. Biased: array
+     * order. */
+    for (size_t i = 0; i < n; i++) order[i] = i;
     if (!(flags & CRT_SELECT_BIASED) && n > 1) {
         crt__worker *w = crt__worker_tls();
         static __thread uint64_t thread_rng;
         uint64_t *rng = w ? &w->rng : &thread_rng;
         if (!*rng) *rng = (uint64_t)(uintptr_t)&thread_rng ^ (uint64_t)crt__mono_now() ^ 1;
-        start = (size_t)(crt__rng_next(rng) % n);
+        for (size_t i = n - 1; i > 0; i--) { /* Fisher-Yates */
+            size_t j = (size_t)(crt__rng_next(rng) % (i + 1)), x = order[i];
+            order[i] = order[j];
+            order[j] = x;
+        }
     }
     for (;;) {
         for (size_t k = 0; k < n; k++) {
-            size_t i = (start + k) % n;
+            size_t i = order[k];
             if (cases[i].ops->try_now(&cases[i])) {
                 r = (int)i;
                 goto out;
@@ -98,7 +110,7 @@ CRT_API int crt_select(crt_case *cases, size_t n, int flags, crt_time deadline) 
         size_t armed = 0;
         int ready = 0;
         for (size_t k = 0; k < n && !ready; k++) {
-            size_t i = (start + k) % n;
+            size_t i = order[k];
             nodes[i].waiter = &w;
             nodes[i].index = (int)i;
             nodes[i].linked = 0;
@@ -121,7 +133,7 @@ CRT_API int crt_select(crt_case *cases, size_t n, int flags, crt_time deadline) 
          * reads it no more — disarm takes that lock, so once it returns
          * nobody touches the node or w. */
         for (size_t k = 0; k < armed; k++) {
-            size_t i = (start + k) % n;
+            size_t i = order[k];
             if ((int)i != w.index) cases[i].ops->disarm(&cases[i], &nodes[i]);
         }
         if (w.index < 0) {

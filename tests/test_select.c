@@ -201,6 +201,26 @@ static void *t_fairness(void *arg) {
     }
     TEST_LOG("select fairness: %d / %d", hits[0], hits[1]);
     CHECK(hits[0] >= n * 3 / 10 && hits[0] <= n * 7 / 10);
+    /* Three cases, the last never ready: the two ready ones still split
+     * evenly (a random rotation of the order would give the first of them
+     * two chances in three: it follows the never-ready case too). */
+    {
+        crt_chan *never = crt_chan_new(sizeof(int), 1);
+        int z, hits3[3] = {0, 0, 0};
+        crt_case c3[3];
+        c3[0] = CRT_CASE_RECV(a, &x);
+        c3[1] = CRT_CASE_RECV(b, &y);
+        c3[2] = CRT_CASE_RECV(never, &z);
+        for (int i = 0; i < n; i++) {
+            int r = crt_select(c3, 3, 0, CRT_TRY);
+            CHECK(r == 0 || r == 1);
+            hits3[r]++;
+            CHECK_EQ(crt_chan_send(r ? b : a, &v, CRT_TRY), 0);
+        }
+        TEST_LOG("select fairness, one of three never ready: %d / %d", hits3[0], hits3[1]);
+        CHECK(hits3[0] >= n * 4 / 10 && hits3[0] <= n * 6 / 10);
+        crt_chan_free(never);
+    }
     /* Biased: always the first ready case. */
     for (int i = 0; i < 100; i++) {
         CHECK_EQ(crt_select(cs, 2, CRT_SELECT_BIASED, CRT_TRY), 0);
