@@ -205,6 +205,12 @@ CRT__OPAQUE CRT_API int *crt_errno_location(void) {
     return p;
 }
 
+/* A blocking call that makes system calls keeps the caller's errno: read
+ * it on the way in, put it back on the way out. Through the opaque
+ * accessor both times, since a task may come back on another thread. */
+static inline int crt__errno_save(void) { return *crt_errno_location(); }
+static inline void crt__errno_restore(int saved) { *crt_errno_location() = saved; }
+
 CRT_API void crt__assert_fail(const char *msg, const char *file, int line) {
     fprintf(stderr, "crt: %s (%s:%d)\n", msg, file, line);
     fflush(stderr);

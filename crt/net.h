@@ -747,7 +747,7 @@ static inline ssize_t crt__write_once(int fd, const void *buf, size_t len, uint3
 
 /* >>fd wait ------------------------------------------------------------------------ */
 
-CRT_API int crt_fd_wait(int fd, int events, crt_time deadline) {
+CRT__INTERN int crt__fd_wait(int fd, int events, crt_time deadline) {
     int r = crt__check_cancel();
     if (r < 0) return r;
     if (events == 0 || (events & ~(CRT_READABLE | CRT_WRITABLE))) return -EINVAL;
@@ -770,6 +770,15 @@ CRT_API int crt_fd_wait(int fd, int events, crt_time deadline) {
         /* An event: report it if it is still true (it may be stale). */
         if ((r = crt__check_cancel()) < 0) return r;
     }
+}
+
+/* The call above, leaving errno as it found it (crt/base.h: results are
+ * never left in errno). */
+CRT_API int crt_fd_wait(int fd, int events, crt_time deadline) {
+    int saved = crt__errno_save();
+    int r = crt__fd_wait(fd, events, deadline);
+    crt__errno_restore(saved);
+    return r;
 }
 
 CRT_API int crt_fd_forget(int fd) {
@@ -816,7 +825,7 @@ CRT__INTERN ssize_t crt__plain_read(int fd, void *buf, size_t len, crt_time dead
     }
 }
 
-CRT_API ssize_t crt_read(int fd, void *buf, size_t len, crt_time deadline) {
+CRT__INTERN ssize_t crt__read(int fd, void *buf, size_t len, crt_time deadline) {
     int r;
     crt__net_state *s = NULL;
     crt__fd_rec *rec = crt__fd_task_rec_c(fd, &s, &r, 1); /* checks for an abort first */
@@ -847,6 +856,13 @@ CRT_API ssize_t crt_read(int fd, void *buf, size_t len, crt_time deadline) {
         if (e != EAGAIN && e != EWOULDBLOCK) return -e;
         if ((r = crt__fd_await_edge(s, rec, CRT_READABLE, seen, deadline)) < 0) return r;
     }
+}
+
+CRT_API ssize_t crt_read(int fd, void *buf, size_t len, crt_time deadline) {
+    int saved = crt__errno_save();
+    ssize_t r = crt__read(fd, buf, len, deadline);
+    crt__errno_restore(saved);
+    return r;
 }
 
 CRT__INTERN ssize_t crt__plain_write(int fd, const char *p, size_t len, crt_time deadline) {
@@ -880,7 +896,7 @@ CRT__INTERN ssize_t crt__plain_write(int fd, const char *p, size_t len, crt_time
     return (ssize_t)done;
 }
 
-CRT_API ssize_t crt_write(int fd, const void *buf, size_t len, crt_time deadline) {
+CRT__INTERN ssize_t crt__write(int fd, const void *buf, size_t len, crt_time deadline) {
     int r;
     crt__net_state *s = NULL;
     crt__fd_rec *rec = crt__fd_task_rec_c(fd, &s, &r, 1); /* checks for an abort first */
@@ -916,6 +932,13 @@ CRT_API ssize_t crt_write(int fd, const void *buf, size_t len, crt_time deadline
         if (r < 0 || (r = crt__check_cancel()) < 0) return r;
     }
     return (ssize_t)done;
+}
+
+CRT_API ssize_t crt_write(int fd, const void *buf, size_t len, crt_time deadline) {
+    int saved = crt__errno_save();
+    ssize_t r = crt__write(fd, buf, len, deadline);
+    crt__errno_restore(saved);
+    return r;
 }
 
 /* >>addresses ------------------------------------------------------------------------ */
@@ -1184,7 +1207,7 @@ CRT_API int crt_tcp_listen(const char *addr, int backlog) {
     return crt__open_bound(addr, SOCK_STREAM, backlog);
 }
 
-CRT_API int crt_tcp_accept(int listener, crt_time deadline) {
+CRT__INTERN int crt__tcp_accept(int listener, crt_time deadline) {
     int r = crt__check_cancel();
     if (r < 0) return r;
     if (listener < 0) return -EBADF;
@@ -1225,6 +1248,13 @@ CRT_API int crt_tcp_accept(int listener, crt_time deadline) {
         r = crt__fd_await_edge(s, rec, CRT_READABLE, seen, deadline);
         if (r < 0 || (r = crt__check_cancel()) < 0) return r;
     }
+}
+
+CRT_API int crt_tcp_accept(int listener, crt_time deadline) {
+    int saved = crt__errno_save();
+    int r = crt__tcp_accept(listener, deadline);
+    crt__errno_restore(saved);
+    return r;
 }
 
 /* Connects one socket to sa, waiting until deadline. fd or -errno. */
@@ -1278,7 +1308,7 @@ CRT__INTERN int crt__connect_one(const struct sockaddr *sa, socklen_t len, crt_t
     return fd;
 }
 
-CRT_API int crt_tcp_connect(const char *addr, crt_time deadline) {
+CRT__INTERN int crt__tcp_connect(const char *addr, crt_time deadline) {
     int r = crt__check_cancel();
     if (r < 0) return r;
     crt__addrs as;
@@ -1292,6 +1322,13 @@ CRT_API int crt_tcp_connect(const char *addr, crt_time deadline) {
         if (r >= 0 || r == -ETIMEDOUT || r == -ECANCELED || r == -EAGAIN) break;
     }
     crt__addrs_free(&as);
+    return r;
+}
+
+CRT_API int crt_tcp_connect(const char *addr, crt_time deadline) {
+    int saved = crt__errno_save();
+    int r = crt__tcp_connect(addr, deadline);
+    crt__errno_restore(saved);
     return r;
 }
 
@@ -1312,7 +1349,7 @@ CRT_API int crt_udp_bind(const char *addr) {
     return crt__open_bound(addr, SOCK_DGRAM, 0);
 }
 
-CRT_API ssize_t crt_udp_recv(int fd, void *buf, size_t len, struct sockaddr_storage *from, crt_time deadline) {
+CRT__INTERN ssize_t crt__udp_recv(int fd, void *buf, size_t len, struct sockaddr_storage *from, crt_time deadline) {
     int r = crt__check_cancel();
     if (r < 0) return r;
     if (!buf && len) return -EINVAL;
@@ -1345,8 +1382,15 @@ CRT_API ssize_t crt_udp_recv(int fd, void *buf, size_t len, struct sockaddr_stor
     }
 }
 
-CRT_API ssize_t crt_udp_send(int fd, const void *buf, size_t len, const struct sockaddr *to, socklen_t tolen,
-                             crt_time deadline) {
+CRT_API ssize_t crt_udp_recv(int fd, void *buf, size_t len, struct sockaddr_storage *from, crt_time deadline) {
+    int saved = crt__errno_save();
+    ssize_t r = crt__udp_recv(fd, buf, len, from, deadline);
+    crt__errno_restore(saved);
+    return r;
+}
+
+CRT__INTERN ssize_t crt__udp_send(int fd, const void *buf, size_t len, const struct sockaddr *to, socklen_t tolen,
+                                  crt_time deadline) {
     int r = crt__check_cancel();
     if (r < 0) return r;
     if (!buf && len) return -EINVAL;
@@ -1376,6 +1420,14 @@ CRT_API ssize_t crt_udp_send(int fd, const void *buf, size_t len, const struct s
         r = crt__fd_await_edge(s, rec, CRT_WRITABLE, seen, deadline);
         if (r < 0 || (r = crt__check_cancel()) < 0) return r;
     }
+}
+
+CRT_API ssize_t crt_udp_send(int fd, const void *buf, size_t len, const struct sockaddr *to, socklen_t tolen,
+                             crt_time deadline) {
+    int saved = crt__errno_save();
+    ssize_t r = crt__udp_send(fd, buf, len, to, tolen, deadline);
+    crt__errno_restore(saved);
+    return r;
 }
 
 /* >>helper thread: signals and plain-thread fd cases -----------------------------------
@@ -1568,7 +1620,7 @@ CRT__INTERN int crt__helper_start_locked(void) {
 
 /* >>signals ---------------------------------------------------------------------------- */
 
-CRT_API int crt_signal_wait(int signo, crt_time deadline) {
+CRT__INTERN int crt__signal_wait(int signo, crt_time deadline) {
     int r = crt__check_cancel();
     if (r < 0) return r;
     if (signo <= 0 || signo >= CRT__NSIG || signo == SIGKILL || signo == SIGSTOP || signo == SIGSEGV ||
@@ -1620,6 +1672,13 @@ CRT_API int crt_signal_wait(int signo, crt_time deadline) {
         crt__waitq_remove(&crt__helper.sigq[signo], &node);
         crt__lock_release(&crt__helper.lock);
     }
+    return r;
+}
+
+CRT_API int crt_signal_wait(int signo, crt_time deadline) {
+    int saved = crt__errno_save();
+    int r = crt__signal_wait(signo, deadline);
+    crt__errno_restore(saved);
     return r;
 }
 

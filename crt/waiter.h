@@ -141,9 +141,14 @@ CRT__INTERN int crt__futex_wait_raw(uint32_t *addr, uint32_t expected, crt_time 
         ts.tv_nsec = (long)(deadline % 1000000000);
         tp = &ts;
     }
+    /* A plain thread's errno is its own (no task migrates under it): keep
+     * the caller's, as every blocking call does. */
+    int saved = errno;
     /* Absolute CLOCK_MONOTONIC deadline: FUTEX_WAIT_BITSET takes one. */
     long r = syscall(SYS_futex, addr, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, expected, tp, NULL, FUTEX_BITSET_MATCH_ANY);
-    return r == 0 ? 0 : -errno;
+    int res = r == 0 ? 0 : -errno;
+    errno = saved;
+    return res;
 }
 
 #if defined(__SANITIZE_THREAD__)
@@ -177,7 +182,9 @@ CRT__INTERN int crt__futex_wait(uint32_t *addr, uint32_t expected, crt_time dead
 }
 
 CRT__INTERN void crt__futex_wake(uint32_t *addr, int n) {
+    int saved = errno; /* a failure here is no news to the caller */
     syscall(SYS_futex, addr, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, n, NULL, NULL, 0);
+    errno = saved;
 }
 
 /* >>timer: a deadline armed in a worker's timing wheel (crt/wheel.h) */
