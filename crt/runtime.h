@@ -268,6 +268,10 @@ struct CRT__ALIGNED(CRT__CACHELINE) crt_task {
     const char *name;
     crt_group *group;             /* crt/group.h: its links; the hooks are in its header */
     struct crt_task *gnext, *gprev;
+#ifdef CRT_FP_CONTROL
+    /* line 2: the spawner's FP control state, loaded as the task starts */
+    uint64_t fpctl;
+#endif
 };
 
 /* Claims w: 1 if the caller won and must now write the result and wake it
@@ -315,8 +319,14 @@ static inline void crt__waiter_end_own(crt__waiter *w, int result) {
     if (w->task) crt__store(&w->task->park, crt__park_done(w), CRT__RELAXED);
 }
 
-/* Two cache lines: a parked task costs its stack page and this. */
-typedef char crt__task_size_check[sizeof(struct crt_task) == 2 * CRT__CACHELINE ? 1 : -1];
+/* Two cache lines (a third for CRT_FP_CONTROL's word): a parked task costs
+ * its stack page and this. */
+#ifdef CRT_FP_CONTROL
+#define CRT__TASK_LINES 3
+#else
+#define CRT__TASK_LINES 2
+#endif
+typedef char crt__task_size_check[sizeof(struct crt_task) == CRT__TASK_LINES * CRT__CACHELINE ? 1 : -1];
 
 /* A worker's bounded local run queue (Go's runq): the owner pushes at tail,
  * the owner and thieves take from head with a CAS. */
@@ -644,6 +654,9 @@ static inline void crt__task_init(crt_task *t, crt_runtime *rt, crt_fn fn, void 
     crt__store(&t->park, (uint64_t)CRT__NOTIFIED, CRT__RELAXED);
     crt__store(&t->abort, crt__load(&rt->closing, CRT__RELAXED), CRT__RELAXED);
     crt__store(&t->flags, (uint32_t)CRT__T_LIVE, CRT__RELAXED);
+#ifdef CRT_FP_CONTROL
+    t->fpctl = crt__fp_read(); /* the spawner's, for its first run */
+#endif
 }
 
 /* >>task lists (injection queue, inboxes) ----------------------------------- */
@@ -1473,6 +1486,9 @@ CRT__NOIPA CRT__UNUSED static void crt__task_run_here(crt__worker *w, crt_task *
         crt__task_retire(w, self); /* the last touch of self's record */
         self = next;
         *w->errno_loc = 0;
+#ifdef CRT_FP_CONTROL
+        crt__fp_write(self->fpctl); /* not the state the task before left */
+#endif
         self->u.result = self->u.fn(self->arg);
         w = crt__worker_tls();
         next = crt__next_local(w);
@@ -1486,6 +1502,9 @@ CRT__INTERN void crt__task_entry(void *arg) {
     crt__worker *w = crt__worker_tls();
     crt__after_switch(w);
     *w->errno_loc = 0;
+#ifdef CRT_FP_CONTROL
+    crt__fp_write(self->fpctl);
+#endif
     self->u.result = self->u.fn(self->arg);
     w = crt__worker_tls();
     crt_task *next = crt__next_local(w);

@@ -313,6 +313,57 @@ static void test_cross_thread(void) {
     TEST_LOG("cross thread: suspended on thread 1, resumed on thread 2 with its locals intact");
 }
 
+#if defined(CRT_FP_CONTROL) && !defined(CRT_CONTEXT_UCONTEXT) && (defined(__x86_64__) || defined(__aarch64__))
+/* Tasks of a runtime: a new task starts with the state its spawner had at
+ * crt_spawn, not the one the task that ran before it on the thread left
+ * (the first task here changes its rounding mode and yields; the second
+ * then starts on the same thread), whether it starts after a switch or on
+ * the stack of a task that returned. */
+static int fp_seen_at_start;
+
+static void *fp_changer(void *arg) {
+    (void)arg;
+    fesetround(FE_UPWARD);
+    crt_yield();
+    CHECK_EQ(fegetround(), FE_UPWARD); /* its own, across the switch */
+    return NULL;
+}
+
+static void *fp_observer(void *arg) {
+    (void)arg;
+    fp_seen_at_start = fegetround();
+    fesetround(FE_TOWARDZERO); /* left behind for whoever starts next here */
+    return NULL;
+}
+
+static void *fp_tasks_main(void *arg) {
+    (void)arg;
+    CHECK_EQ(fegetround(), FE_TONEAREST);
+    crt_task *a = crt_spawn(fp_changer, NULL), *b = crt_spawn(fp_observer, NULL);
+    CHECK(a && b);
+    CHECK_EQ(crt_join(a, NULL, CRT_FOREVER), 0);
+    CHECK_EQ(crt_join(b, NULL, CRT_FOREVER), 0);
+    CHECK_EQ(fp_seen_at_start, FE_TONEAREST);
+    fesetround(FE_DOWNWARD);
+    crt_task *c = crt_spawn(fp_observer, NULL), *d = crt_spawn(fp_observer, NULL);
+    fesetround(FE_TONEAREST);
+    CHECK(c && d);
+    CHECK_EQ(crt_join(c, NULL, CRT_FOREVER), 0);
+    CHECK_EQ(crt_join(d, NULL, CRT_FOREVER), 0); /* started where c returned */
+    CHECK_EQ(fp_seen_at_start, FE_DOWNWARD);
+    CHECK_EQ(fegetround(), FE_TONEAREST);
+    return NULL;
+}
+
+static void test_fp_tasks(void) {
+    crt_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.workers = 1;
+    CHECK_EQ(crt_run(&cfg, fp_tasks_main, NULL, NULL), 0);
+    TEST_LOG("fp control: a new task starts with its spawner's rounding mode");
+}
+#endif
+
 int main(void) {
     crt__stack_pool_init(&pool, crt__stack_slot_size(0));
     pthread_attr_t a;
@@ -332,6 +383,9 @@ int main(void) {
     test_deep_recursion();
     test_many_switches();
     test_cross_thread();
+#if defined(CRT_FP_CONTROL) && !defined(CRT_CONTEXT_UCONTEXT) && (defined(__x86_64__) || defined(__aarch64__))
+    test_fp_tasks();
+#endif
     cache.head = cache.spare = NULL; /* its stacks go with the slabs */
     crt__stack_pool_destroy(&pool);
     CHECK_EQ(test_live_allocs(), 0);
