@@ -259,10 +259,7 @@ CRT_API void crt_group_cancel(crt_group *g) {
     g->state |= CRT__GROUP_CANCELLED;
     /* Running members cannot be freed while we hold the lock: finishing
      * takes it to move them to the done list. */
-    for (crt_task *t = g->running; t; t = t->gnext) (void)crt__abort_mark(t);
-    if (g->running) crt__abort_barrier_heavy(); /* one for them all */
-    for (crt_task *t = g->running; t; t = t->gnext)
-        if (!t->blocking) crt__task_poke(t);
+    for (crt_task *t = g->running; t; t = t->gnext) crt_abort(t);
     crt__lock_release(&g->lock);
 }
 

@@ -196,7 +196,6 @@ CRT_API crt_task *crt_current(void);
 #include "context.h"
 #include "stack.h"
 #include "wheel.h"
-#include <linux/membarrier.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -257,9 +256,8 @@ struct CRT__ALIGNED(CRT__CACHELINE) crt_task {
     uint32_t flags;               /* atomic CRT__T_* */
     uint32_t abort;               /* atomic: 1 once aborted */
     uint8_t shield;               /* owner: aborts held back */
-    uint8_t pinned, blocking;
-    uint8_t on_cpu;               /* atomic: 1 from arming a wait until its context is saved */
-    unsigned last_worker;         /* atomic: the worker it last ran on */
+    uint8_t pinned, blocking, reserved;
+    unsigned last_worker;
     /* line 1: defaults while unused */
     uint32_t done_lock;           /* guards done_q */
     uint32_t stack_pages;         /* 0: the runtime's size; else a mapping of its own */
@@ -276,10 +274,9 @@ struct CRT__ALIGNED(CRT__CACHELINE) crt_task {
 
 /* Claims w: 1 if the caller won and must now write the result and wake it
  * (crt__waiter_wake_to), 0 if someone else owns it. The state the claim
- * found is kept for the wake: a task found armed (CRT__WAITING) is made
- * runnable by the winner, one found poked already is runnable. Once
- * CRT__CLAIMED is set neither an abort's poke nor another claimer writes
- * the word. */
+ * found is kept for the wake: a task that was parked stays parked until
+ * the winner's wake, because once CRT__CLAIMED is set neither an abort's
+ * poke nor another claimer writes the word, and the task is switched out. */
 static inline int crt__waiter_claim(crt__waiter *w) {
     crt_task *t = w->task;
     if (!t) {
@@ -298,8 +295,8 @@ static inline int crt__waiter_claim(crt__waiter *w) {
     do {
         CRT_ASSERT((v >> CRT__PARK_GEN_SHIFT) == w->gen, "waiter claimed for a wait that is over");
         if (v & CRT__CLAIMED) return 0;
-        /* Acq_rel: as above (the saved context is published separately:
-         * crt__task_wait_saved). */
+        /* Acq_rel: as above; when it finds the task parked it also acquires
+         * the saved context (pairs with the park CAS in crt__after_switch). */
     } while (!crt__cas_weak(&t->park, &v, v | CRT__CLAIMED, CRT__ACQ_REL, CRT__RELAXED));
     w->claimed_as = (uint32_t)(v & CRT__PARK_STATE);
     return 1;
@@ -373,6 +370,7 @@ typedef struct crt__worker {
     crt_task *current;            /* the running task, NULL in the scheduler loop */
     crt_task *prev;               /* switched away; its action is pending */
     int prev_action;
+    uint64_t prev_park;           /* CRT__ACT_PARK: the park word it expects */
     crt_task *lifo;               /* LIFO slot: owner only, never stolen */
     unsigned lifo_streak;
     crt_task *nosteal_head, *nosteal_tail; /* owner only: pinned/migrated tasks */
@@ -1244,9 +1242,7 @@ CRT__INTERN void crt__schedule_on(crt_runtime *rt, crt__worker *w, crt_task *t, 
         return;
     }
     if (CRT__UNLIKELY(rt->migrate) && t->stack) {
-        /* Relaxed: written before it was armed (crt__waiter_init), which
-         * whoever made it runnable has seen. */
-        crt__send_to_worker(&rt->workers[(crt__load(&t->last_worker, CRT__RELAXED) + 1) % rt->nworkers], t);
+        crt__send_to_worker(&rt->workers[(t->last_worker + 1) % rt->nworkers], t);
         return;
     }
     if (!w) {
@@ -1369,12 +1365,34 @@ static CRT__HOT_INLINE void crt__after_switch(crt__worker *w) {
         if (CRT__UNLIKELY(prev->home != NULL || w->migrate)) crt__schedule(prev, 0);
         else crt__runq_push_inline(w, prev);
         break;
-    case CRT__ACT_PARK:
-        /* Its registers are saved: whoever took it off its wait (a winner
-         * or a poke) may now switch to it. Release: publishes the saved
-         * context; pairs with the acquire in crt__task_wait_saved(). */
-        crt__store(&prev->on_cpu, (uint8_t)0, CRT__RELEASE);
+    case CRT__ACT_PARK: {
+        uint64_t expected = w->prev_park;
+        /* Seq_cst: on success our saved context is published to whoever
+         * wakes it (pairs with the claim in crt__waiter_claim(), or the
+         * exchange of a wake that claimed it earlier); on failure a wake or
+         * a poke arrived before we parked: it is runnable right away. And the
+         * parking side of the Dekker pair with crt_abort(): its flag store
+         * and park-word load against this CAS and the abort load after it.
+         * An abort whose look came too early to see this wait is seen here,
+         * and pokes the task as crt_abort would have. */
+        /* A plain read, before the CAS: the shield is the task's own and we
+         * ran it until the switch; once parked it may run elsewhere at once. */
+        int shielded = prev->shield;
+        for (;;) {
+            if (crt__cas(&prev->park, &expected, (expected & ~(uint64_t)CRT__PARK_STATE) | CRT__PARKED, CRT__SEQ_CST,
+                         CRT__ACQUIRE)) {
+                if (CRT__UNLIKELY(crt__load(&prev->abort, CRT__SEQ_CST)) && !shielded) crt__task_poke(prev);
+                break;
+            }
+            /* Claimed meanwhile, its winner not yet here: park all the same.
+             * Notified or poked: it is runnable right away. */
+            if ((expected & CRT__PARK_STATE) != CRT__WAITING) {
+                crt__schedule(prev, 0);
+                break;
+            }
+        }
         break;
+    }
     case CRT__ACT_EXIT: crt__task_finish(w, prev); break;
     default: break;
     }
@@ -1387,34 +1405,14 @@ static inline void crt__task_check_stack(const crt_task *self, const void *frame
     if (CRT__UNLIKELY(crt__stack_overflowed(self->stack, frame))) crt__report_overflow(self->name);
 }
 
-CRT__NOINLINE CRT__INTERN void crt__task_wait_saved_slow(const crt_task *t) {
-    for (unsigned spins = 0;; spins++) {
-        /* Acquire: as in crt__task_wait_saved(). */
-        if (!crt__load(&t->on_cpu, CRT__ACQUIRE)) return;
-        if (spins < 64) crt__cpu_relax();
-        else sched_yield(); /* its worker was preempted mid-switch */
-    }
-}
-
-/* Returns once t's context is saved. A task is made runnable as soon as
- * it is taken off its wait, and that may happen while its worker is still
- * switching away from it (a few instructions: crt__after_switch). */
-static inline void crt__task_wait_saved(const crt_task *t) {
-    /* Acquire: pairs with the release in crt__after_switch(); the saved
-     * context is visible. */
-    if (CRT__LIKELY(!crt__load(&t->on_cpu, CRT__ACQUIRE))) return;
-    crt__task_wait_saved_slow(t);
-}
-
 /* Switches from the current context to t (or to the scheduler loop when
  * t is NULL) with `action` pending for `self`. */
 static inline void crt__switch_away(crt__worker *w, crt_task *self, crt_task *next, int action) {
     crt__task_check_stack(self, __builtin_frame_address(0));
-    if (next) crt__task_wait_saved(next);
     w->prev = self;
     w->prev_action = action;
     w->current = next;
-    crt__store(&self->last_worker, w->index, CRT__RELAXED); /* Relaxed: see crt__schedule_on */
+    self->last_worker = w->index;
     crt__ctx_switch(&self->stack->ctx, next ? &next->stack->ctx : &w->sched_ctx, action == CRT__ACT_EXIT);
 }
 
@@ -1433,8 +1431,9 @@ static CRT__HOT_INLINE crt_task *crt__next_ready(crt__worker *w) { return crt__t
 
 /* The current task (self, running on w) leaves the CPU; returns when it
  * runs again, perhaps on another worker — the one it returns. */
-static CRT__HOT_INLINE crt__worker *crt__suspend(crt__worker *w, crt_task *self, int action) {
+static CRT__HOT_INLINE crt__worker *crt__suspend(crt__worker *w, crt_task *self, int action, uint64_t park_expected) {
     self->stack->saved_errno = *w->errno_loc;
+    w->prev_park = park_expected;
     crt_task *next = crt__next_ready(w);
     crt__switch_away(w, self, next, action);
     /* Running again: read the worker afresh. */
@@ -1482,7 +1481,7 @@ CRT__NOIPA CRT__UNUSED static void crt__task_run_here(crt__worker *w, crt_task *
         self->stack = NULL;
         crt__task_first_run(w, next, st);
         w->current = next;
-        crt__store(&self->last_worker, w->index, CRT__RELAXED); /* Relaxed: see crt__schedule_on */
+        self->last_worker = w->index;
         crt__task_retire(w, self); /* the last touch of self's record */
         self = next;
         *w->errno_loc = 0;
@@ -1587,9 +1586,7 @@ CRT__INTERN void crt__task_wait_released(crt_task *t) {
 /* >>waiter: wait and wake --------------------------------------------------------- */
 
 /* Prepares w for a blocking call of the caller (task or plain thread).
- * Call before linking its nodes anywhere, and end every such call with
- * crt__waiter_wait* or crt__waiter_withdraw: a task is armed from here on,
- * and whoever takes an armed task off its wait makes it runnable. */
+ * Call before linking its nodes anywhere. */
 CRT__INTERN void crt__waiter_init(crt__waiter *w) {
     w->park = CRT__WAITING;
     w->claimed_as = 0;
@@ -1603,17 +1600,10 @@ CRT__INTERN void crt__waiter_init(crt__waiter *w) {
     if (t) {
         /* Relaxed: only this task changes the number in its park word. */
         w->gen = (crt__load(&t->park, CRT__RELAXED) >> CRT__PARK_GEN_SHIFT) + 1;
-        /* Once armed, the task switches away before it runs on, unless it
-         * wins its own claim (crt__waiter_wait_since); whoever resumes it
-         * waits for this to clear. Relaxed, both: published with the next
-         * store, and a waker may schedule it before it has switched, so
-         * the worker it leaves is recorded now. */
-        crt__store(&t->on_cpu, (uint8_t)1, CRT__RELAXED);
-        crt__store(&t->last_worker, wk->index, CRT__RELAXED);
-        /* Release: a poker that reads this word also sees on_cpu set;
-         * wakers find the waiter through a queue's lock or the wheel's,
-         * which publish both as well. */
-        crt__store(&t->park, (w->gen << CRT__PARK_GEN_SHIFT) | CRT__WAITING, CRT__RELEASE);
+        /* Relaxed: wakers find the waiter through a queue's lock or the
+         * wheel's, which publish this store; an abort that looks too early
+         * to see it is caught after the park CAS (crt__after_switch). */
+        crt__store(&t->park, (w->gen << CRT__PARK_GEN_SHIFT) | CRT__WAITING, CRT__RELAXED);
     }
 }
 
@@ -1646,49 +1636,51 @@ CRT__INTERN void crt__waiter_wake_to(crt__waiter *w, int lifo) {
         if ((prev & CRT__PARK_STATE) == CRT__PARKED) crt__futex_wake(&w->park, 1);
         return;
     }
-    uint64_t done = crt__park_done(w);
-    crt__worker *me = crt__worker_tls();
-    /* Armed and not poked when we claimed it: it has switched away or is
-     * about to, and nobody but us will make it runnable. Unless we are the
-     * task itself, completing its own wait while it arms it (a select
-     * whose send case meets its own receive): then it just reads the
-     * result. A poked task is runnable already (crt__task_poke). */
-    int resume = w->claimed_as == CRT__WAITING && !(me && me->current == t);
-    if (resume) w->claimed_as |= CRT__RESUMES;
-    /* Release: publishes result, payload and CRT__RESUMES to the task, which
-     * acquires the word. Plain: nobody else writes a claimed word. */
-    crt__store(&t->park, done, CRT__RELEASE);
-    if (!resume) return;
-    /* Until we make it runnable it cannot return, so t and its stack stay
-     * ours to read. That stack has likely gone cold while it slept: start
-     * fetching where it resumes. */
-    __builtin_prefetch(t->stack->ctx.sp, 1);
-    /* The hand-off of a message (a channel, a mutex) to a task of our own
-     * worker's runtime: straight into our LIFO slot, what crt__schedule_on
-     * would do after its checks for the rare cases. */
-    if (lifo && me && me->rt == t->rt && CRT__LIKELY(t->home == NULL && !me->migrate)) {
-        crt_task *prev = me->lifo;
-        me->lifo = t;
-        if (prev) crt__schedule_on(me->rt, me, prev, 0);
-        return;
+    /* Read before the wake: once it lands the task may return and reuse
+     * the memory of w for its next wait. */
+    uint64_t done = crt__park_done(w), was;
+    if (w->claimed_as == CRT__PARKED) {
+        /* Parked when we claimed it: nobody else writes the word now (see
+         * crt__waiter_claim). Release: publishes result and payload to the
+         * task, which acquires the word when it runs. */
+        was = CRT__PARKED;
+        crt__store(&t->park, done, CRT__RELEASE);
+    } else {
+        /* Still running, or poked: it may park, or unpoke itself, until
+         * now. Acq_rel: publishes as above; acquires a context saved since. */
+        uint64_t v = crt__xchg(&t->park, done, CRT__ACQ_REL);
+        CRT_ASSERT((v >> CRT__PARK_GEN_SHIFT) == (done >> CRT__PARK_GEN_SHIFT), "waiter woken for a wait that is over");
+        was = v & CRT__PARK_STATE;
     }
-    crt__schedule(t, lifo);
+    if (was == CRT__PARKED) {
+        /* Its stack, where it resumes, has likely gone cold while it slept:
+         * start fetching it now (our claim acquired its parked context). */
+        __builtin_prefetch(t->stack->ctx.sp, 1);
+        crt__worker *me = crt__worker_tls();
+        /* The hand-off of a message (a channel, a mutex) to a task of our
+         * own worker's runtime: straight into our LIFO slot, what
+         * crt__schedule_on would do after its checks for the rare cases. */
+        if (lifo && me && me->rt == t->rt && CRT__LIKELY(t->home == NULL && !me->migrate)) {
+            crt_task *prev = me->lifo;
+            me->lifo = t;
+            if (prev) crt__schedule_on(me->rt, me, prev, 0);
+            return;
+        }
+        crt__schedule(t, lifo);
+    }
 }
 
 /* Makes t look at itself: used by crt_abort. */
 CRT__INTERN void crt__task_poke(crt_task *t) {
-    /* Seq_cst: after the abort flag store and crt__abort_barrier(); the
-     * aborting half of the Dekker pair with crt__waiter_wait_since(). */
+    /* Seq_cst: after the abort flag store; the other half of the Dekker
+     * pair with the park CAS and abort load in crt__after_switch(). */
     uint64_t v = crt__load(&t->park, CRT__SEQ_CST);
     for (;;) {
-        /* Not waiting, poked already, or a winner is on its way (it makes
-         * the task runnable). */
-        if ((v & CRT__PARK_STATE) != CRT__WAITING || (v & CRT__CLAIMED)) return;
-        /* Acq_rel: the task reads POKED after it runs (release); we see
-         * its on_cpu set by its arming store (acquire). */
+        uint64_t s = v & CRT__PARK_STATE;
+        /* Not waiting, poked already, or a winner is on its way. */
+        if (s == CRT__NOTIFIED || s == CRT__POKED || (v & CRT__CLAIMED)) return;
         if (crt__cas(&t->park, &v, (v & ~(uint64_t)CRT__PARK_STATE) | CRT__POKED, CRT__ACQ_REL, CRT__ACQUIRE)) {
-            /* Armed means it switches away (or has): it is ours to run. */
-            crt__schedule(t, 0);
+            if (s == CRT__PARKED) crt__schedule(t, 0);
             return;
         }
     }
@@ -1735,108 +1727,6 @@ CRT__INTERN int crt__waiter_wait_thread(crt__waiter *w, crt_time deadline) {
  * tasks start sleeping at once: the read waits for every miss before it,
  * on cold stacks. */
 #define CRT__NOW_UNREAD INT64_MIN
-/* >>abort's barrier
- * crt_abort and a task arming a wait form a Dekker pair: the task stores
- * its armed park word, then looks at its abort flag; crt_abort stores the
- * flag, then looks at the park word. Each side needs a full barrier
- * between its store and its load, or both may miss the other and the
- * task sleeps through its abort. Every blocking call is on the waiting
- * side and aborts are rare, so where the kernel offers it the aborting
- * side pays for both: membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) runs a
- * full barrier on every running thread of the process, and the waiting
- * side then only has to keep the compiler from swapping its store and
- * load (the pairing membarrier(2) documents). Without it (an old kernel,
- * a sandbox that refuses the call, or TSan, which does not model it) the
- * waiting side issues a seq_cst fence instead. The choice is made once,
- * before the first runtime runs a task, and never changes. */
-#if defined(__SANITIZE_THREAD__)
-#define CRT__NO_MEMBARRIER 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define CRT__NO_MEMBARRIER 1
-#endif
-#endif
-#ifndef SYS_membarrier
-#undef CRT__NO_MEMBARRIER
-#define CRT__NO_MEMBARRIER 1
-#endif
-
-static int crt__membarrier_on; /* written once, under crt__membarrier_once */
-static pthread_once_t crt__membarrier_once = PTHREAD_ONCE_INIT;
-
-static void crt__membarrier_register(void) {
-#ifndef CRT__NO_MEMBARRIER
-    if (syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0) crt__membarrier_on = 1;
-#endif
-}
-
-/* Makes the choice; crt_runtime_new calls it before its workers start. */
-static inline void crt__membarrier_choose(void) { pthread_once(&crt__membarrier_once, crt__membarrier_register); }
-
-/* The waiting side: between arming the park word and the abort look. */
-static inline void crt__abort_barrier_light(void) {
-    /* Plain read: fixed before any task ran (the runtime's creation
-     * happens before its workers start). */
-    if (CRT__LIKELY(crt__membarrier_on)) crt__compiler_barrier();
-    else crt__fence(CRT__SEQ_CST);
-}
-
-/* The aborting side: between the abort flags and the looks at park words. */
-CRT__INTERN void crt__abort_barrier_heavy(void) {
-    crt__membarrier_choose();
-#ifndef CRT__NO_MEMBARRIER
-    if (crt__membarrier_on) {
-        long r = syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
-        CRT_ASSERT(r == 0, "membarrier failed after it was registered");
-        (void)r;
-        return;
-    }
-#endif
-    /* The seq_cst flag store and park-word load around this call pair
-     * with the waiting side's fence. */
-}
-
-/* The task's wait is over without a switch since it was armed: if a poke
- * made it runnable meanwhile (a claim of our own found it POKED), switch
- * away once so that run is spent; else nobody will resume it, and it goes
- * on as it is. Out of line, as the other rare paths of a wait: a sleeping
- * task's stack holds crt__waiter_wait_since's frame, and with 100,000
- * sleepers every line of it counts. */
-CRT__NOINLINE CRT__INTERN void crt__waiter_leave_armed(crt__waiter *w) {
-    crt_task *t = w->task;
-    if ((w->claimed_as & CRT__PARK_STATE) == CRT__POKED) {
-        (void)crt__suspend(crt__worker_tls(), t, CRT__ACT_PARK);
-        return;
-    }
-    /* Relaxed: nobody resumes a running task; its next park sets it again. */
-    crt__store(&t->on_cpu, (uint8_t)0, CRT__RELAXED);
-}
-
-/* A parked task found itself poked (v: its park word). Returns 0 when the
- * wait is over (aborted), 1 when it is armed again (it must switch away
- * before it looks again), 2 to look again (it has yielded meanwhile). */
-CRT__NOINLINE CRT__INTERN int crt__waiter_poked(crt__waiter *w, uint64_t v) {
-    crt_task *t = w->task;
-    if (v & CRT__CLAIMED) {
-        /* A winner found us poked and makes nothing runnable: its wake
-         * lands in a moment. Yield until it has. */
-        (void)crt__suspend(crt__worker_tls(), t, CRT__ACT_YIELD);
-        return 2;
-    }
-    if (crt__task_abort_pending(t) && crt__waiter_claim(w)) {
-        crt__waiter_end_own(w, -ECANCELED);
-        return 0;
-    }
-    /* Shielded, or a winner claimed us just now: arm again. */
-    crt__store(&t->on_cpu, (uint8_t)1, CRT__RELAXED); /* published by the CAS */
-    uint64_t expect = v;
-    /* Acq_rel: as the arming store in crt__waiter_init(). */
-    if (crt__cas(&t->park, &expect, (v & ~(uint64_t)CRT__PARK_STATE) | CRT__WAITING, CRT__ACQ_REL, CRT__ACQUIRE))
-        return 1;
-    crt__store(&t->on_cpu, (uint8_t)0, CRT__RELAXED); /* still running, not armed */
-    return 2;
-}
-
 CRT__NOIPA CRT__UNUSED static int crt__waiter_wait_since(crt__waiter *w, crt_time deadline, crt_time now) {
     crt_task *t = w->task;
     if (!t) return crt__waiter_wait_thread(w, deadline); /* plain threads: CLOCK_MONOTONIC */
@@ -1847,43 +1737,31 @@ CRT__NOIPA CRT__UNUSED static int crt__waiter_wait_since(crt__waiter *w, crt_tim
             crt__timer_arm(&wk->timers, &w->timer, deadline, now);
         } else if (crt__waiter_claim(w)) {
             crt__waiter_end_own(w, -ETIMEDOUT);
-            crt__waiter_leave_armed(w);
             return -ETIMEDOUT;
         }
     }
-    /* The waiting half of the Dekker pair with crt_abort(): the arming
-     * store of the park word (crt__waiter_init), then this look at the
-     * flag. Either we see the abort, or crt_abort sees us armed and pokes
-     * us. Relaxed load: the barrier carries the order. */
-    crt__abort_barrier_light();
+    /* Relaxed: a shortcut for an abort already seen; one that lands later
+     * is caught after the park (crt__after_switch). */
     if (crt__load(&t->abort, CRT__RELAXED) && !t->shield && crt__waiter_claim(w)) {
         crt__waiter_end_own(w, -ECANCELED);
-        crt__waiter_leave_armed(w);
         goto done;
     }
-    /* Armed, we switch away before anything else: whoever takes us off the
-     * wait (a winner, a poke) makes us runnable, and that run is ours to
-     * spend. `parked` says whether we have since the last arming. */
-    for (int parked = 0;;) {
-        /* Acquire: pairs with the winner's release; result is visible. */
+    for (;;) {
+        /* Acquire: pairs with the winner's wake; result is visible. */
         uint64_t v = crt__load(&t->park, CRT__ACQUIRE);
         uint64_t s = v & CRT__PARK_STATE;
-        if (s == CRT__NOTIFIED && (parked || !(w->claimed_as & CRT__RESUMES))) {
-            if (CRT__UNLIKELY(!parked)) crt__waiter_leave_armed(w); /* our own select won */
-            break;
-        }
-        if (CRT__UNLIKELY(s == CRT__POKED) && parked) {
-            int r = crt__waiter_poked(w, v);
-            if (r == 0) break;
-            if (r == 1) parked = 0;
-            wk = crt__worker_tls(); /* it may have yielded, and moved */
+        if (s == CRT__NOTIFIED) break;
+        if (s == CRT__POKED) {
+            if (crt__task_abort_pending(t) && crt__waiter_claim(w)) {
+                crt__waiter_end_own(w, -ECANCELED);
+                break;
+            }
+            /* Shielded, or a winner is on its way: wait on. */
+            uint64_t expect = v;
+            crt__cas(&t->park, &expect, (v & ~(uint64_t)CRT__PARK_STATE) | CRT__WAITING, CRT__ACQ_REL, CRT__ACQUIRE);
             continue;
         }
-        /* Armed (a winner may be on its way), or woken or poked before we
-         * switched: switch away, to be run by whoever took us off. */
-        CRT_ASSERT(!parked || s != CRT__WAITING, "a parked task ran while still armed");
-        wk = crt__suspend(wk, t, CRT__ACT_PARK);
-        parked = 1;
+        wk = crt__suspend(wk, t, CRT__ACT_PARK, v);
     }
 done:
     if (deadline != CRT_FOREVER) crt__timer_cancel(&w->timer);
@@ -1903,7 +1781,6 @@ CRT__UNUSED static inline int crt__waiter_wait(crt__waiter *w, crt_time deadline
 CRT__INTERN int crt__waiter_withdraw(crt__waiter *w) {
     if (!crt__waiter_claim(w)) return 0;
     crt__waiter_end_own(w, 0);
-    if (w->task) crt__waiter_leave_armed(w);
     return 1;
 }
 
@@ -2121,7 +1998,6 @@ CRT__NOIPA static void crt__worker_loop(crt__worker *w, crt__until_fn until, voi
                 continue;
             }
             w->current = t;
-            crt__task_wait_saved(t);
             crt__ctx_switch(&w->sched_ctx, &t->stack->ctx, 0);
             continue;
         }
@@ -2286,10 +2162,7 @@ CRT__NOINLINE CRT__INTERN int crt__join_wait(crt_task *t, crt_time deadline) {
     uint32_t f = crt__fetch_or(&t->flags, (uint32_t)CRT__T_WAITERS, CRT__ACQ_REL);
     if (!(f & CRT__T_FINISHED)) crt__waitq_push(&t->done_q, &node);
     crt__lock_release(&t->done_lock);
-    if (f & CRT__T_FINISHED) {
-        (void)crt__waiter_withdraw(&w); /* never queued, so never claimed */
-        return 0;
-    }
+    if (f & CRT__T_FINISHED) return 0;
     int r = crt__waiter_wait(&w, deadline);
     /* Not `if (node.linked)`: that is not ours to read without the lock —
      * after a timeout the finisher may be unlinking the node right now and
@@ -2342,18 +2215,11 @@ CRT_API void crt_detach(crt_task *t) {
     if (prev & CRT__T_RELEASED) crt__task_free(t);
 }
 
-/* The first half of an abort: the flag. Returns whether t then needs a
- * poke, after crt__abort_barrier_heavy (a blocking-pool job never waits
- * as a task: it sees the flag when it next asks). */
-CRT__INTERN int crt__abort_mark(crt_task *t) {
-    /* Seq_cst: before the look at its park word (>>abort's barrier). */
-    crt__store(&t->abort, 1u, CRT__SEQ_CST);
-    return !t->blocking;
-}
-
 CRT_API void crt_abort(crt_task *t) {
-    if (!t || !crt__abort_mark(t)) return;
-    crt__abort_barrier_heavy();
+    if (!t) return;
+    /* Seq_cst: before the look at its park word (Dekker with waiter_init). */
+    crt__store(&t->abort, 1u, CRT__SEQ_CST);
+    if (t->blocking) return;
     crt__task_poke(t);
 }
 
@@ -2365,7 +2231,7 @@ CRT__NOIPA CRT_API int crt_yield(void) {
         return 0;
     }
     if (crt__task_abort_pending(self)) return -ECANCELED;
-    crt__suspend(w, self, CRT__ACT_YIELD);
+    crt__suspend(w, self, CRT__ACT_YIELD, 0);
     return 0;
 }
 
@@ -2507,7 +2373,6 @@ CRT_API crt_runtime *crt_runtime_new(const crt_config *cfg) {
         errno = -r;
         return NULL;
     }
-    crt__membarrier_choose(); /* before any of its tasks waits */
     crt_runtime *rt = (crt_runtime *)CRT_MALLOC(sizeof *rt);
     if (!rt) {
         errno = ENOMEM;
@@ -2615,22 +2480,14 @@ CRT_API int crt_runtime_block_on(crt_runtime *rt, crt_fn fn, void *arg, void **r
     return crt_join(t, result, CRT_FOREVER);
 }
 
-/* Aborts every live task: the record chunks are the list of all tasks.
- * All flags first, then one barrier, then the pokes. A record freed and
- * spawned again in between gets a poke it does not need: it looks at
- * itself, finds no abort, and waits on. */
+/* Aborts every live task: the record chunks are the list of all tasks. */
 CRT__INTERN void crt__abort_all(crt_runtime *rt) {
     pthread_mutex_lock(&rt->task_lock);
-    for (int pass = 0; pass < 2; pass++) {
-        if (pass == 1) crt__abort_barrier_heavy();
-        for (crt__task_chunk *c = rt->chunks; c; c = c->next) {
-            for (unsigned i = 0; i < CRT__TASKS_PER_CHUNK; i++) {
-                crt_task *t = &c->tasks[i];
-                uint32_t f = crt__load(&t->flags, CRT__ACQUIRE);
-                if (!(f & CRT__T_LIVE) || (f & CRT__T_FINISHED) || t->blocking) continue;
-                if (pass == 0) (void)crt__abort_mark(t);
-                else crt__task_poke(t);
-            }
+    for (crt__task_chunk *c = rt->chunks; c; c = c->next) {
+        for (unsigned i = 0; i < CRT__TASKS_PER_CHUNK; i++) {
+            crt_task *t = &c->tasks[i];
+            uint32_t f = crt__load(&t->flags, CRT__ACQUIRE);
+            if ((f & CRT__T_LIVE) && !(f & CRT__T_FINISHED) && !t->blocking) crt_abort(t);
         }
     }
     pthread_mutex_unlock(&rt->task_lock);

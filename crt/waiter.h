@@ -198,32 +198,22 @@ typedef struct crt__timer {
 /* The wait word. For a plain thread it is the waiter's `park` (its futex);
  * for a task it is the task's park word, with the number of the wait above
  * these bits (so an abort's poke cannot reach a later wait). The claim is
- * a bit of the same word, so a winner claims and wakes a waiter with one
- * atomic operation and one plain store: once the bit is set nobody else
- * writes the word (see crt__waiter_claim).
- *
- * A task never writes PARKED: once armed it always switches away, unless
- * it wins its own claim, and whoever takes it off the wait (the winner, or
- * an abort's poke) makes it runnable; the one who resumes it waits for its
- * context to be saved (crt_task.on_cpu). So parking costs no atomic read-
- * modify-write, only the claim does. */
+ * a bit of the same word, so a winner that finds a task parked claims it
+ * and wakes it with one atomic operation and one plain store: once the bit
+ * is set nobody else writes the word (see crt__waiter_claim). */
 enum {
-    CRT__WAITING = 0,   /* blocked call in progress (a task: armed) */
-    CRT__PARKED = 1,    /* plain threads: sleeping on the futex */
+    CRT__WAITING = 0,   /* blocked call in progress, not switched out yet */
+    CRT__PARKED = 1,    /* switched out / sleeping on the futex */
     CRT__NOTIFIED = 2,  /* the winner's wake arrived (also: not in a wait) */
     CRT__POKED = 3      /* tasks only: an abort asks it to look at itself */
 };
 #define CRT__PARK_STATE 3u   /* the bits above */
 #define CRT__CLAIMED 4u      /* a winner owns the result (set once per wait) */
 #define CRT__PARK_GEN_SHIFT 3
-/* In claimed_as: the winner made the task runnable (it must switch away
- * once). A bit there, not a field: a sleeping task's stack holds its
- * waiter, and 8 bytes more on 100,000 stacks cost W7 a fifth. */
-#define CRT__RESUMES 0x100u
 
 typedef struct crt__waiter {
     uint32_t park;            /* plain thread: the wait word (futex) */
-    uint32_t claimed_as;      /* the state the winning claim found (for its wake), | CRT__RESUMES */
+    uint32_t claimed_as;      /* the state the winning claim found (for its wake) */
     int result;               /* written by the winner before its wake */
     int index;                /* the node (select case) that won */
     struct crt_task *task;    /* NULL: a plain thread */
