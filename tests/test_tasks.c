@@ -473,6 +473,75 @@ static void *t_poke_storm(void *arg) {
     return NULL;
 }
 
+/* An abort that lands while its target is arming a wait must still be
+ * seen: either the wait sees the flag (after the park CAS, in
+ * crt__after_switch), or the abort sees the wait and pokes it — the Dekker
+ * pair of the abort's flag and the park word. The target waits forever on
+ * a semaphore nobody releases, so an abort both sides missed leaves it
+ * asleep, and its join times out. The aborts come from a plain thread, at
+ * a varying delay after the target starts, so they fall before, during
+ * and after the arming; then from a task, several targets at once (a
+ * group cancel). */
+typedef struct arming_race {
+    crt_sem never;           /* no permit is ever released */
+    crt_task *target;        /* atomic */
+    int started;             /* atomic: the target is about to wait */
+    long rounds;
+} arming_race;
+
+static void *arming_target(void *p) {
+    arming_race *ar = (arming_race *)p;
+    __atomic_store_n(&ar->started, 1, __ATOMIC_RELEASE);
+    CHECK_EQ(crt_sem_acquire(&ar->never, 1, CRT_FOREVER), -ECANCELED);
+    return NULL;
+}
+
+static void *arming_aborter(void *p) {
+    arming_race *ar = (arming_race *)p;
+    uint64_t rng = test_seed() | 1;
+    for (long i = 0; i < ar->rounds; i++) {
+        crt_task *t;
+        while (!(t = __atomic_load_n(&ar->target, __ATOMIC_ACQUIRE))) sched_yield();
+        while (!__atomic_load_n(&ar->started, __ATOMIC_ACQUIRE)) crt__cpu_relax();
+        for (volatile uint64_t spin = crt__rng_next(&rng) % 96; spin > 0; spin--) {
+        }
+        crt_abort(t);
+        __atomic_store_n(&ar->target, (crt_task *)NULL, __ATOMIC_RELEASE);
+    }
+    return NULL;
+}
+
+static void *t_abort_while_arming(void *arg) {
+    (void)arg;
+    arming_race ar;
+    memset(&ar, 0, sizeof ar);
+    crt_sem_init(&ar.never, 0);
+    ar.rounds = test_short() ? 300 : 3000;
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, arming_aborter, &ar), 0);
+    for (long i = 0; i < ar.rounds; i++) {
+        __atomic_store_n(&ar.started, 0, __ATOMIC_RELAXED);
+        crt_task *t = crt_spawn(arming_target, &ar);
+        CHECK(t != NULL);
+        __atomic_store_n(&ar.target, t, __ATOMIC_RELEASE);
+        CHECK_EQ(crt_join(t, NULL, crt_after(CRT_SEC(30))), 0);
+        while (__atomic_load_n(&ar.target, __ATOMIC_ACQUIRE)) crt_yield(); /* the aborter is done with t */
+    }
+    pthread_join(th, NULL);
+    /* From a task: a batch of targets aborted at once by one group cancel,
+     * some still arming. */
+    for (int round = 0; round < (test_short() ? 20 : 200); round++) {
+        crt_group g;
+        crt_group_init(&g);
+        for (int k = 0; k < 8; k++) CHECK(crt_group_spawn(&g, arming_target, &ar) != NULL);
+        if (round & 1) crt_yield();
+        crt_group_cancel(&g);
+        CHECK_EQ(crt_group_destroy(&g), 0);
+    }
+    crt_sem_destroy(&ar.never);
+    return NULL;
+}
+
 static void run_all(int workers) {
     nworkers = workers;
     test_run(workers, t_spawn_join, NULL);
@@ -481,6 +550,7 @@ static void run_all(int workers) {
     test_run(workers, t_abort_joiner, NULL);
     test_run(workers, t_abort_races, NULL);
     test_run(workers, t_poke_storm, NULL);
+    test_run(workers, t_abort_while_arming, NULL);
     test_run(workers, t_detach, NULL);
     test_run(workers, t_errno, NULL);
     test_run(workers, t_bad_input, NULL);
