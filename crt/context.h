@@ -121,6 +121,41 @@ void crt__ctx_trampoline(void);
 }
 #endif
 
+#ifdef CRT_FP_CONTROL
+#if !defined(__x86_64__) && !defined(__aarch64__)
+#include <fenv.h>
+#endif
+/* The calling thread's FP control state in the layout of crt__ctx.fpctl,
+ * and loading one: what a new task starts with (crt/runtime.h). Elsewhere
+ * than x86-64 and AArch64 only the rounding mode travels. */
+static inline uint64_t crt__fp_read(void) {
+#if defined(__x86_64__)
+    uint32_t mxcsr = 0;
+    uint16_t cw = 0;
+    __asm__ __volatile__("stmxcsr %0\n\tfnstcw %1" : "=m"(mxcsr), "=m"(cw));
+    return (uint64_t)mxcsr | (uint64_t)cw << 32;
+#elif defined(__aarch64__)
+    uint64_t fpcr;
+    __asm__ __volatile__("mrs %0, fpcr" : "=r"(fpcr));
+    return fpcr;
+#else
+    return (uint64_t)(unsigned)fegetround();
+#endif
+}
+
+static inline void crt__fp_write(uint64_t v) {
+#if defined(__x86_64__)
+    uint32_t mxcsr = (uint32_t)v;
+    uint16_t cw = (uint16_t)(v >> 32);
+    __asm__ __volatile__("ldmxcsr %0\n\tfldcw %1" : : "m"(mxcsr), "m"(cw));
+#elif defined(__aarch64__)
+    __asm__ __volatile__("msr fpcr, %0" : : "r"(v));
+#else
+    fesetround((int)v);
+#endif
+}
+#endif
+
 /* >>assembly: x86-64 System V */
 #if !defined(CRT_CONTEXT_UCONTEXT) && defined(__x86_64__)
 #ifdef CRT_FP_CONTROL
@@ -191,10 +226,7 @@ CRT__INTERN void crt__ctx_make(crt__ctx *c, void *lo, size_t size, void (*entry)
     c->entry = entry;
     c->arg = arg;
 #ifdef CRT_FP_CONTROL
-    uint32_t mxcsr = 0;
-    uint16_t cw = 0;
-    __asm__ __volatile__("stmxcsr %0\n\tfnstcw %1" : "=m"(mxcsr), "=m"(cw));
-    c->fpctl = (uint64_t)mxcsr | (uint64_t)cw << 32; /* a new task inherits the creator's */
+    c->fpctl = crt__fp_read(); /* a new task inherits the creator's */
 #else
     c->fpctl = 0;
 #endif
@@ -261,9 +293,7 @@ CRT__INTERN void crt__ctx_make(crt__ctx *c, void *lo, size_t size, void (*entry)
     c->entry = entry;
     c->arg = arg;
 #ifdef CRT_FP_CONTROL
-    uint64_t fpcr;
-    __asm__ __volatile__("mrs %0, fpcr" : "=r"(fpcr));
-    c->fpctl = fpcr; /* a new task inherits the creator's */
+    c->fpctl = crt__fp_read(); /* a new task inherits the creator's */
 #else
     c->fpctl = 0;
 #endif
@@ -289,41 +319,6 @@ CRT__INTERN void crt__ctx_make(crt__ctx *c, void *lo, size_t size, void (*entry)
     c->arg = arg;
     uintptr_t p = (uintptr_t)c;
     makecontext(&c->uc, (void (*)(void))crt__ctx_uc_entry, 2, (unsigned)(p >> 16 >> 16), (unsigned)(p & 0xffffffffu));
-}
-#endif
-
-#ifdef CRT_FP_CONTROL
-#if !defined(__x86_64__) && !defined(__aarch64__)
-#include <fenv.h>
-#endif
-/* The calling thread's FP control state in the layout of crt__ctx.fpctl,
- * and loading one: what a new task starts with (crt/runtime.h). Elsewhere
- * than x86-64 and AArch64 only the rounding mode travels. */
-static inline uint64_t crt__fp_read(void) {
-#if defined(__x86_64__)
-    uint32_t mxcsr = 0;
-    uint16_t cw = 0;
-    __asm__ __volatile__("stmxcsr %0\n\tfnstcw %1" : "=m"(mxcsr), "=m"(cw));
-    return (uint64_t)mxcsr | (uint64_t)cw << 32;
-#elif defined(__aarch64__)
-    uint64_t fpcr;
-    __asm__ __volatile__("mrs %0, fpcr" : "=r"(fpcr));
-    return fpcr;
-#else
-    return (uint64_t)(unsigned)fegetround();
-#endif
-}
-
-static inline void crt__fp_write(uint64_t v) {
-#if defined(__x86_64__)
-    uint32_t mxcsr = (uint32_t)v;
-    uint16_t cw = (uint16_t)(v >> 32);
-    __asm__ __volatile__("ldmxcsr %0\n\tfldcw %1" : : "m"(mxcsr), "m"(cw));
-#elif defined(__aarch64__)
-    __asm__ __volatile__("msr fpcr, %0" : : "r"(v));
-#else
-    fesetround((int)v);
-#endif
 }
 #endif
 
